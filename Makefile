@@ -1,0 +1,52 @@
+# Two verbs for a new machine: `make demo` (install + run the main job on the embedded
+# defaults) and `make test` (install + lint + the test suite). Everything else is a helper.
+#
+# The environment is built by uv from the hashed lock file; uv does not read pip's config,
+# so the local wheel folder pip knows about (where the CPU build of torch lies) is passed
+# with --find-links.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+UV_VERSION := 0.13.9
+FIND_LINKS ?= $(shell $(PYTHON) -m pip config get global.find-links 2>/dev/null)
+UV_FLAGS := $(if $(FIND_LINKS),--find-links $(FIND_LINKS),) --no-progress
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test lint format lock bench clean
+
+install: $(STAMP)
+
+# Re-install only when the lock or the package metadata changes.
+$(STAMP): requirements.lock setup.cfg pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@test -x $(BIN)/uv || $(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	$(BIN)/uv pip sync --python $(BIN)/python --require-hashes $(UV_FLAGS) requirements.lock
+	$(BIN)/uv pip install --python $(BIN)/python --no-deps $(UV_FLAGS) -e .
+	@touch $(STAMP)
+
+demo: install
+	$(BIN)/earful demo
+
+test: install lint
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+# Re-resolve the lock after changing setup.cfg (needs the package registry).
+lock:
+	$(BIN)/uv pip compile setup.cfg --extra dev --generate-hashes --python-version 3.11 \
+		--python-platform x86_64-manylinux_2_28 $(UV_FLAGS) -o requirements.lock
+
+bench: install
+	$(BIN)/python bench/store.py
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .mypy_cache .pytest_cache .ruff_cache
