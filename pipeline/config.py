@@ -1,0 +1,493 @@
+"""Earful's configuration: one YAML file, validated by a typed schema.
+
+Defaults live in the models below; ``earful.yaml`` overrides them, and ``EARFUL_*``
+environment variables override the file (``EARFUL_DATABASE_URL`` for the database).
+Secrets never sit in the file: a notifier's URL or password, and a database password, must be
+``${ENV_VAR}`` references, which are expanded before validation. Every model forbids unknown
+keys, so a typo fails loudly instead of being ignored, and every error names the key path and
+its line in the file (PyYAML's node marks), so a user is never shown a traceback::
+
+    >>> cfg = load_config_text("brands: [{name: Acme, aliases: [ACME]}]")
+    >>> cfg.brands[0].aliases
+    ['ACME']
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from earful.pipeline.errors import ConfigError
+
+DEFAULT_CONFIG_FILE = "earful.yaml"
+DEFAULT_DATABASE_URL = "sqlite:///earful.sqlite3"
+CONFIG_ENV = "EARFUL_CONFIG"
+DATABASE_URL_ENV = "EARFUL_DATABASE_URL"
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+_SCHEDULE_PRESETS = {"@once", "@hourly", "@daily", "@weekly", "@monthly", "@yearly"}
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DatabaseSettings(_Model):
+    """Where mentions are stored. A relative SQLite path is relative to the config file."""
+
+    url: str = DEFAULT_DATABASE_URL
+    busy_timeout_s: float = Field(30.0, gt=0, le=3600)
+    echo: bool = False
+
+
+class PrivacySettings(_Model):
+    """Author names are pseudonymised with a keyed hash unless a team switches it off."""
+
+    pseudonymise_authors: bool = True
+    key_env: str = "EARFUL_PSEUDONYM_KEY"
+
+
+class StoreSettings(_Model):
+    batch_size: int = Field(1000, ge=1, le=50_000)
+    max_text_chars: int = Field(200_000, ge=100)
+
+
+class Brand(_Model):
+    name: str = Field(min_length=1, max_length=200)
+    aliases: list[str] = Field(default_factory=list)
+
+    @field_validator("aliases")
+    @classmethod
+    def _no_blank_alias(cls, value: list[str]) -> list[str]:
+        if any(not a.strip() for a in value):
+            raise ValueError("an alias is blank")
+        return value
+
+
+SourceKind = Literal["reviews", "blog", "feed", "api", "import"]
+
+
+class Source(_Model):
+    """A place mentions come from. ``options`` is free-form, read by the source's spider."""
+
+    name: str
+    kind: SourceKind
+    spider: str | None = None
+    start_urls: list[HttpUrl] = Field(default_factory=list)
+    brand: str | None = None
+    schedule: str | None = "@daily"
+    enabled: bool = True
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _valid_name(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError(
+                "use letters, digits, '-', '_' or '.', starting with a letter or digit (at most 100)"
+            )
+        return value
+
+    @field_validator("schedule")
+    @classmethod
+    def _valid_schedule(cls, value: str | None) -> str | None:
+        if value is None or value in _SCHEDULE_PRESETS:
+            return value
+        if len(value.split()) == 5:
+            return value
+        raise ValueError(
+            f"not a schedule: {value!r}; use a cron expression of 5 fields or one of "
+            + ", ".join(sorted(_SCHEDULE_PRESETS))
+        )
+
+
+class TopicSettings(_Model):
+    """``taxonomy`` names a YAML taxonomy file; unset means the one that ships with Earful."""
+
+    taxonomy: Path | None = None
+
+
+class AlertSettings(_Model):
+    """Negative-spike detection; the alerts issue documents each knob."""
+
+    window_hours: int = Field(3, ge=1, le=168)
+    baseline_weeks: int = Field(6, ge=2, le=26)
+    min_count: int = Field(5, ge=1)
+    false_discovery_rate: float = Field(0.05, gt=0, lt=1)
+    cooldown_hours: int = Field(24, ge=0)
+
+
+class SlackNotifier(_Model):
+    kind: Literal["slack"]
+    name: str
+    url: SecretStr
+
+
+class WebhookNotifier(_Model):
+    kind: Literal["webhook"]
+    name: str
+    url: SecretStr
+    secret: SecretStr | None = None
+
+
+class EmailNotifier(_Model):
+    kind: Literal["email"]
+    name: str
+    host: str
+    port: int = Field(587, ge=1, le=65535)
+    starttls: bool = True
+    username: str | None = None
+    password: SecretStr | None = None
+    sender: str
+    recipients: list[str] = Field(min_length=1)
+
+
+Notifier = Annotated[SlackNotifier | WebhookNotifier | EmailNotifier, Field(discriminator="kind")]
+
+# Keys whose values are secrets: in the file they must be ${ENV_VAR} references.
+SECRET_KEYS = {"url", "secret", "password"}
+
+
+class Config(_Model):
+    """The whole of ``earful.yaml``."""
+
+    database: DatabaseSettings = DatabaseSettings()
+    timezone: str = "UTC"
+    privacy: PrivacySettings = PrivacySettings()
+    store: StoreSettings = StoreSettings()
+    brands: list[Brand] = Field(default_factory=list)
+    sources: list[Source] = Field(default_factory=list)
+    topics: TopicSettings = TopicSettings()
+    alerts: AlertSettings = AlertSettings()
+    notifiers: list[Notifier] = Field(default_factory=list)
+    # Where the file was read from; set by the loader, not by the file.
+    path: Path | None = Field(default=None, exclude=True)
+
+    @field_validator("timezone")
+    @classmethod
+    def _valid_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}; use an IANA name such as Europe/Berlin") from None
+        return value
+
+    @model_validator(mode="after")
+    def _cross_references(self) -> Config:
+        _unique("brands", [b.name.casefold() for b in self.brands])
+        _unique("sources", [s.name for s in self.sources])
+        _unique("notifiers", [n.name for n in self.notifiers])
+        brands = {b.name.casefold() for b in self.brands}
+        for i, source in enumerate(self.sources):
+            if source.brand is not None and source.brand.casefold() not in brands:
+                raise _KeyedError(f"sources[{i}].brand", f"no brand named {source.brand!r} in brands")
+        return self
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def source(self, name: str) -> Source:
+        for source in self.sources:
+            if source.name == name:
+                return source
+        known = ", ".join(s.name for s in self.sources) or "none configured"
+        raise ConfigError(f"no source named {name!r} (known: {known})", key="sources")
+
+
+class _KeyedError(ValueError):
+    """A cross-field error that knows which key it is about."""
+
+    def __init__(self, key: str, message: str) -> None:
+        self.key = key
+        super().__init__(message)
+
+
+def _unique(what: str, names: list[str]) -> None:
+    seen: set[str] = set()
+    for i, name in enumerate(names):
+        if name in seen:
+            raise _KeyedError(f"{what}[{i}].name", f"duplicate name {name!r}")
+        seen.add(name)
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def default_config_path() -> Path:
+    return Path(os.environ.get(CONFIG_ENV, DEFAULT_CONFIG_FILE))
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> Config:
+    """Read, expand and validate the config file.
+
+    With no ``path``, ``$EARFUL_CONFIG`` or ``./earful.yaml`` is read, and a missing file
+    means the embedded defaults (SQLite in the working directory). A path given explicitly
+    must exist.
+    """
+    explicit = path is not None or CONFIG_ENV in os.environ
+    file = Path(path) if path is not None else default_config_path()
+    if not file.exists():
+        if explicit:
+            raise ConfigError(f"config file {file} does not exist; `earful init` writes an example")
+        return _finish(Config(), None)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{file} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {file}: {exc.strerror}") from None
+    return load_config_text(text, path=file)
+
+
+def load_config_text(text: str, *, path: Path | None = None) -> Config:
+    """Validate config given as YAML text (``path`` only labels errors and anchors SQLite)."""
+    label = str(path) if path else None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        line = exc.problem_mark.line + 1 if exc.problem_mark else None
+        raise ConfigError(f"not valid YAML: {exc.problem}", line=line, path=label) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"not valid YAML: {exc}", path=label) from None
+    if node is None:
+        data: Any = {}
+        lines: dict[tuple[str | int, ...], int] = {}
+    else:
+        lines = {}
+        _index_lines(node, (), lines, label)
+        data = yaml.load(text, Loader=yaml.SafeLoader)  # noqa: S506 - SafeLoader
+    if not isinstance(data, dict):
+        raise ConfigError("the file must be a mapping of settings (key: value)", line=1, path=label)
+
+    _forbid_literal_secrets(data, (), lines, label)
+    data = _expand_env(data, (), lines, label)
+    if os.environ.get(DATABASE_URL_ENV):
+        data.setdefault("database", {})
+        if not isinstance(data["database"], dict):
+            data["database"] = {}
+        data["database"]["url"] = os.environ[DATABASE_URL_ENV]
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        raise _config_error(exc, data, lines, label) from None
+    except _KeyedError as exc:
+        raise ConfigError(str(exc), key=exc.key, line=_line_for_key(exc.key, lines), path=label) from None
+    return _finish(config, path)
+
+
+def _finish(config: Config, path: Path | None) -> Config:
+    """Anchor a relative SQLite path at the config file's folder and remember the path."""
+    url = config.database.url
+    if path is not None and url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+        rest = url[len("sqlite:///") :]
+        if rest and not rest.startswith(":memory:") and not rest.startswith("file:"):
+            absolute = (path.parent / rest).resolve()
+            url = f"sqlite:///{absolute}"
+    database = config.database.model_copy(update={"url": url})
+    return config.model_copy(update={"database": database, "path": path})
+
+
+def _index_lines(
+    node: yaml.Node, path: tuple[str | int, ...], lines: dict[tuple[str | int, ...], int], label: str | None
+) -> None:
+    lines[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            if key in seen:
+                raise ConfigError(
+                    f"{key!r} is given twice", key=_format_key((*path, key)), line=key_node.start_mark.line + 1, path=label
+                )
+            seen.add(key)
+            lines[(*path, key)] = key_node.start_mark.line + 1
+            _index_lines(value_node, (*path, key), lines, label)
+            lines[(*path, key)] = key_node.start_mark.line + 1
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _index_lines(item, (*path, i), lines, label)
+
+
+def _walk_strings(data: Any, path: tuple[str | int, ...]) -> Iterator[tuple[tuple[str | int, ...], str]]:
+    if isinstance(data, dict):
+        for key, value in data.items():
+            yield from _walk_strings(value, (*path, str(key)))
+    elif isinstance(data, list):
+        for i, value in enumerate(data):
+            yield from _walk_strings(value, (*path, i))
+    elif isinstance(data, str):
+        yield path, data
+
+
+def _forbid_literal_secrets(
+    data: Any, path: tuple[str | int, ...], lines: dict[tuple[str | int, ...], int], label: str | None
+) -> None:
+    for key, value in _walk_strings(data, path):
+        if key[:1] == ("notifiers",) and key[-1] in SECRET_KEYS and not _ENV_REF.search(value):
+            raise ConfigError(
+                "secrets must not be written into the config file; set an environment variable "
+                "and write its name as ${NAME}",
+                key=_format_key(key),
+                line=lines.get(key),
+                path=label,
+            )
+        if key == ("database", "url") and re.search(r"://[^/@:]*:[^/@]+@", value) and "${" not in value:
+            raise ConfigError(
+                "the database URL contains a password; use ${ENV_VAR} for it or set "
+                f"{DATABASE_URL_ENV} instead",
+                key="database.url",
+                line=lines.get(key),
+                path=label,
+            )
+
+
+def _expand_env(
+    data: Any, path: tuple[str | int, ...], lines: dict[tuple[str | int, ...], int], label: str | None
+) -> Any:
+    if isinstance(data, dict):
+        return {k: _expand_env(v, (*path, str(k)), lines, label) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_expand_env(v, (*path, i), lines, label) for i, v in enumerate(data)]
+    if not isinstance(data, str) or "${" not in data:
+        return data
+
+    def replace(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        value = os.environ.get(name)
+        if value is None:
+            if default is not None:
+                return default
+            raise ConfigError(
+                f"environment variable {name} is not set", key=_format_key(path), line=lines.get(path), path=label
+            )
+        return value
+
+    return _ENV_REF.sub(replace, data)
+
+
+def _format_key(path: tuple[str | int, ...]) -> str:
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "(top level)"
+
+
+def _data_path(loc: tuple[str | int, ...], data: Any) -> tuple[str | int, ...]:
+    """Drop the parts of a pydantic error location that are not in the document.
+
+    Discriminated unions put the tag (``slack``) into the location; the user's file does not
+    have that level.
+    """
+    out: list[str | int] = []
+    node = data
+    for part in loc:
+        if isinstance(node, dict) and part in node:
+            out.append(part)
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            out.append(part)
+            node = node[part]
+        elif isinstance(node, (dict, list)):
+            if isinstance(node, dict) and isinstance(part, str) and part not in _all_field_names():
+                continue  # a union tag
+            out.append(part)
+            node = None
+        else:
+            break
+    return tuple(out)
+
+
+def _all_field_names() -> set[str]:
+    names: set[str] = set()
+    for model in (
+        Config,
+        DatabaseSettings,
+        PrivacySettings,
+        StoreSettings,
+        Brand,
+        Source,
+        TopicSettings,
+        AlertSettings,
+        SlackNotifier,
+        WebhookNotifier,
+        EmailNotifier,
+    ):
+        names.update(name for name in model.model_fields if name != "path")
+    return names
+
+
+def _line_for_key(key: str, lines: dict[tuple[str | int, ...], int]) -> int | None:
+    for path, line in sorted(lines.items(), key=lambda kv: -len(kv[0])):
+        if _format_key(path) == key or key.startswith(_format_key(path) + "[") or key.startswith(_format_key(path) + "."):
+            return line
+    return None
+
+
+def _line_for_path(path: tuple[str | int, ...], lines: dict[tuple[str | int, ...], int]) -> int | None:
+    for n in range(len(path), -1, -1):
+        if path[:n] in lines:
+            return lines[path[:n]]
+    return None
+
+
+def _config_error(
+    exc: ValidationError, data: Any, lines: dict[tuple[str | int, ...], int], label: str | None
+) -> ConfigError:
+    messages: list[tuple[str, int | None, str]] = []
+    for error in exc.errors():
+        path = _data_path(tuple(error["loc"]), data)
+        key = _format_key(path)
+        line = _line_for_path(path, lines)
+        kind = error["type"]
+        if kind == "extra_forbidden":
+            message = "unknown setting"
+            close = difflib.get_close_matches(str(path[-1]), sorted(_all_field_names()), n=1)
+            if close:
+                message += f"; did you mean {close[0]!r}?"
+        elif kind == "missing":
+            message = "required setting is missing"
+        else:
+            message = str(error["msg"])
+            if message.startswith("Value error, "):
+                message = message[len("Value error, ") :]
+            if kind == "value_error" and isinstance(error.get("ctx", {}).get("error"), _KeyedError):
+                keyed: _KeyedError = error["ctx"]["error"]
+                key = keyed.key
+                line = _line_for_key(key, lines)
+        messages.append((key, line, message))
+    key, line, message = messages[0]
+    more = None
+    if len(messages) > 1:
+        more = "; ".join(f"{k}: {m}" + (f" (line {ln})" if ln else "") for k, ln, m in messages[1:4])
+        if len(messages) > 4:
+            more += f"; and {len(messages) - 4} more"
+    return ConfigError(message, key=key, line=line, path=label, more=more)
+
+
+def example_config_text() -> str:
+    """The commented example that ``earful init`` writes."""
+    from importlib.resources import files
+
+    return files("earful.pipeline").joinpath("data/earful.example.yaml").read_text(encoding="utf-8")

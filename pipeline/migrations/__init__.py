@@ -1,0 +1,1 @@
+"""Alembic migrations for Earful's schema (see :mod:`earful.pipeline.schema`)."""

@@ -1,0 +1,1 @@
+"""Migration revisions, named by date so that ``ls`` shows their order."""

@@ -1,0 +1,232 @@
+"""The database schema: SQLAlchemy 2 typed ORM models, one class per table.
+
+The migrations in ``migrations/versions`` create exactly these tables (a test compares them
+on SQLite and PostgreSQL), so a change here needs a new revision: ``earful db revision``.
+
+Why it looks as it does:
+
+* Every timestamp is timezone-aware UTC (:class:`UTCDateTime`). SQLite keeps no zone, so the
+  type converts on the way in and attaches UTC on the way out; a naive datetime is refused
+  rather than guessed.
+* A mention is unique on ``(source_id, external_key)``: re-collecting it updates the row.
+* Constraint names follow a naming convention, so later migrations can drop them by name on
+  both databases.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# BIGINT keys on PostgreSQL; SQLite only auto-increments an INTEGER PRIMARY KEY.
+Id = BigInteger().with_variant(Integer, "sqlite")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp stored in UTC and always returned timezone-aware."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value.isoformat()} given; Earful stores UTC-aware times")
+        value = value.astimezone(UTC)
+        if dialect.name == "sqlite":
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON(), list[str]: JSON()}
+
+
+class Brand(Base):
+    """What is monitored. Synced from the config's ``brands`` by name."""
+
+    __tablename__ = "brand"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    aliases: Mapped[list[str]] = mapped_column(default=list)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Source(Base):
+    """Where mentions come from. Synced from the config; a source dropped from the config is
+    disabled, not deleted, so its mentions keep their history."""
+
+    __tablename__ = "source"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    spider: Mapped[str | None] = mapped_column(String(100))
+    start_urls: Mapped[list[str]] = mapped_column(default=list)
+    brand_id: Mapped[int | None] = mapped_column(ForeignKey("brand.id", ondelete="SET NULL"))
+    schedule: Mapped[str | None] = mapped_column(String(100))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    options: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    brand: Mapped[Brand | None] = relationship()
+
+
+class CrawlRun(Base):
+    """One run of one source (a crawl, or an import into it) and what it stored."""
+
+    __tablename__ = "crawl_run"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    source_id: Mapped[int] = mapped_column(ForeignKey("source.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(20), default="crawl")  # crawl | import
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+    status: Mapped[str] = mapped_column(String(20), default="running")  # running | succeeded | failed
+    pages: Mapped[int] = mapped_column(default=0)
+    items_seen: Mapped[int] = mapped_column(default=0)
+    items_new: Mapped[int] = mapped_column(default=0)
+    items_updated: Mapped[int] = mapped_column(default=0)
+    items_unchanged: Mapped[int] = mapped_column(default=0)
+    items_dropped: Mapped[int] = mapped_column(default=0)
+    errors: Mapped[int] = mapped_column(default=0)
+    message: Mapped[str | None] = mapped_column(Text)
+    stats: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+    source: Mapped[Source] = relationship()
+
+
+class Mention(Base):
+    """One review or comment, stored once per (source, external key)."""
+
+    __tablename__ = "mention"
+    __table_args__ = (
+        UniqueConstraint("source_id", "external_key"),
+        Index("ix_mention_brand_published", "brand_id", "published_at"),
+        # Replies whose parent has not been stored yet: small, and looked up after each batch.
+        Index(
+            "ix_mention_orphans",
+            "source_id",
+            sqlite_where=text("parent_key IS NOT NULL AND parent_id IS NULL"),
+            postgresql_where=text("parent_key IS NOT NULL AND parent_id IS NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    source_id: Mapped[int] = mapped_column(ForeignKey("source.id", ondelete="CASCADE"))
+    external_key: Mapped[str] = mapped_column(String(512))
+    url: Mapped[str | None] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(20), default="review")  # review | comment | post
+    brand_id: Mapped[int | None] = mapped_column(ForeignKey("brand.id", ondelete="SET NULL"))
+    author: Mapped[str | None] = mapped_column(String(200))
+    published_at: Mapped[datetime | None]
+    collected_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    title: Mapped[str | None] = mapped_column(Text)
+    text: Mapped[str] = mapped_column(Text)
+    rating_raw: Mapped[float | None] = mapped_column(Float)
+    rating_worst: Mapped[float | None] = mapped_column(Float)
+    rating_best: Mapped[float | None] = mapped_column(Float)
+    rating: Mapped[float | None] = mapped_column(Float)  # normalised to 0..1
+    language: Mapped[str | None] = mapped_column(String(16))
+    parent_key: Mapped[str | None] = mapped_column(String(512))
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("mention.id", ondelete="SET NULL"), index=True)
+    is_brand_response: Mapped[bool] = mapped_column(Boolean, default=False)
+    content_hash: Mapped[str] = mapped_column(String(64), index=True)
+    crawl_run_id: Mapped[int | None] = mapped_column(ForeignKey("crawl_run.id", ondelete="SET NULL"))
+
+    source: Mapped[Source] = relationship()
+
+
+class Classification(Base):
+    """A model's verdict on one mention; one row per (mention, model version)."""
+
+    __tablename__ = "classification"
+    __table_args__ = (UniqueConstraint("mention_id", "model_version"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    mention_id: Mapped[int] = mapped_column(ForeignKey("mention.id", ondelete="CASCADE"))
+    model_version: Mapped[str] = mapped_column(String(100))
+    sentiment: Mapped[str | None] = mapped_column(String(10))  # negative | neutral | positive
+    score: Mapped[float | None] = mapped_column(Float)
+    probabilities: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    topics: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    language: Mapped[str | None] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Alert(Base):
+    """A detected spike (or source health problem); ``dedup_key`` keeps it to one alert."""
+
+    __tablename__ = "alert"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    dedup_key: Mapped[str] = mapped_column(String(200), unique=True)
+    kind: Mapped[str] = mapped_column(String(20), default="spike")  # spike | source_health
+    brand_id: Mapped[int | None] = mapped_column(ForeignKey("brand.id", ondelete="CASCADE"), index=True)
+    source_id: Mapped[int | None] = mapped_column(ForeignKey("source.id", ondelete="CASCADE"))
+    topic: Mapped[str | None] = mapped_column(String(100))
+    window_start: Mapped[datetime]
+    window_end: Mapped[datetime]
+    observed: Mapped[float | None] = mapped_column(Float)
+    expected: Mapped[float | None] = mapped_column(Float)
+    p_value: Mapped[float | None] = mapped_column(Float)
+    explanation: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    deliveries: Mapped[dict[str, Any]] = mapped_column(default=dict)  # channel -> status
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Report(Base):
+    """One generated weekly report and the files it wrote."""
+
+    __tablename__ = "report"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    brand_id: Mapped[int | None] = mapped_column(ForeignKey("brand.id", ondelete="CASCADE"))
+    week: Mapped[str] = mapped_column(String(10))  # ISO week, e.g. 2026-W47
+    period_start: Mapped[datetime]
+    period_end: Mapped[datetime]
+    files: Mapped[list[str]] = mapped_column(default=list)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
