@@ -175,6 +175,8 @@ class Mention(Base):
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("mention.id", ondelete="SET NULL"), index=True)
     is_brand_response: Mapped[bool] = mapped_column(Boolean, default=False)
     content_hash: Mapped[str] = mapped_column(String(64), index=True)
+    # Hash of every column a re-crawl may change: an unchanged mention is not rewritten.
+    fingerprint: Mapped[str] = mapped_column(String(32))
     crawl_run_id: Mapped[int | None] = mapped_column(ForeignKey("crawl_run.id", ondelete="SET NULL"))
 
     source: Mapped[Source] = relationship()

@@ -135,6 +135,7 @@ def upgrade() -> None:
         ),
         sa.Column("is_brand_response", sa.Boolean(), nullable=False),
         sa.Column("content_hash", sa.String(length=64), nullable=False),
+        sa.Column("fingerprint", sa.String(length=32), nullable=False),
         sa.Column(
             "crawl_run_id",
             sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
