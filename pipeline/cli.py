@@ -1,0 +1,415 @@
+"""The ``earful`` command line: a thin layer over the pipeline's functions.
+
+Each command parses its options, calls one function that the tests and the Airflow DAGs call
+too, and prints the result for a person (or as JSON with ``--json``). Errors are handled in one
+place, :class:`EarfulGroup`: an expected error becomes one ``Error: ...`` line on stderr and
+exit status 1; ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import secrets
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from earful.pipeline import __version__
+from earful.pipeline.config import Config, default_config_path, example_config_text, load_config
+from earful.pipeline.db import Database, safe_url
+from earful.pipeline.errors import EarfulError
+from earful.pipeline.log import setup_logging
+
+logger = logging.getLogger(__name__)
+console = Console()
+if not console.is_terminal:
+    console.width = 160  # piped output: keep table rows on one line
+err_console = Console(stderr=True)
+
+
+@dataclasses.dataclass
+class State:
+    config_path: Path | None
+    debug: bool
+    _config: Config | None = None
+
+    @property
+    def config(self) -> Config:
+        if self._config is None:
+            self._config = load_config(self.config_path)
+        return self._config
+
+    def database(self, *, current: bool = True, sync: bool = True) -> Database:
+        """The configured database; by default checked to be at this Earful's revision and
+        with brands and sources synced from the config."""
+        cfg = self.config
+        db = Database(cfg.database.url, busy_timeout_s=cfg.database.busy_timeout_s, echo=cfg.database.echo)
+        if current:
+            db.require_current()
+        if sync:
+            from earful.pipeline.store import MentionStore
+
+            MentionStore(db, cfg).sync_config()
+        return db
+
+
+class EarfulGroup(click.Group):
+    """Turns every error into one readable line unless ``--debug`` is given."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except KeyboardInterrupt:
+            if _debug(ctx):
+                raise
+            err_console.print("Interrupted. What was stored is kept; run the command again to finish.")
+            ctx.exit(130)
+        except EarfulError as exc:
+            if _debug(ctx):
+                raise
+            raise click.ClickException(str(exc)) from None
+        except Exception as exc:
+            if _debug(ctx):
+                raise
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            raise click.ClickException(
+                f"unexpected {type(exc).__name__}: {first} (run with --debug for the traceback)"
+            ) from None
+
+
+def _debug(ctx: click.Context) -> bool:
+    root = ctx.find_root()
+    return bool(root.params.get("debug")) or os.environ.get("EARFUL_DEBUG") == "1"
+
+
+def _state(ctx: click.Context) -> State:
+    state = ctx.find_object(State)
+    assert state is not None
+    return state
+
+
+@click.group(cls=EarfulGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="earful")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="EARFUL_CONFIG",
+    help="Config file [default: ./earful.yaml, or $EARFUL_CONFIG].",
+)
+@click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
+@click.option("-v", "--verbose", count=True, help="More log messages (-v: progress).")
+@click.pass_context
+def cli(ctx: click.Context, config_path: Path | None, debug: bool, verbose: int) -> None:
+    """Earful listens to what the public says about your brand: it collects reviews and blog
+    comments, classifies their sentiment and topics, and reports trends and spikes."""
+    setup_logging(verbose, debug=debug)
+    ctx.obj = State(config_path=config_path, debug=debug)
+
+
+# ----------------------------------------------------------------------------- init
+
+
+@cli.command()
+@click.option("--force", is_flag=True, help="Overwrite an existing config file with the example.")
+@click.pass_context
+def init(ctx: click.Context, force: bool) -> None:
+    """Write a commented example config (if none exists) and create or upgrade the database."""
+    state = _state(ctx)
+    path = state.config_path or default_config_path()
+    if path.exists() and not force:
+        click.echo(f"Config {path} exists; kept it (--force overwrites it with the example).")
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(example_config_text(), encoding="utf-8")
+        click.echo(f"Wrote example config {path}: edit brands and sources to your own.")
+    state.config_path = path
+    _init_database(state)
+
+
+def _init_database(state: State) -> Database:
+    cfg = state.config
+    _ensure_pseudonym_key(cfg)
+    db = state.database(current=False, sync=False)
+    db.upgrade()
+    from earful.pipeline.store import MentionStore
+
+    MentionStore(db, cfg).sync_config()
+    click.echo(f"Database {safe_url(db.url)} is at revision {db.current_revision()}.")
+    return db
+
+
+def _ensure_pseudonym_key(cfg: Config) -> None:
+    from earful.pipeline.store import KEY_FILE
+
+    if not cfg.privacy.pseudonymise_authors or os.environ.get(cfg.privacy.key_env):
+        return
+    folder = cfg.path.parent if cfg.path else Path.cwd()
+    key_file = folder / KEY_FILE
+    if key_file.exists():
+        return
+    fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(secrets.token_hex(32) + "\n")
+    click.echo(
+        f"Wrote a random pseudonym key to {key_file} (keep it private; "
+        f"or set {cfg.privacy.key_env} instead)."
+    )
+
+
+# ------------------------------------------------------------------------------- db
+
+
+@cli.group()
+def db() -> None:
+    """Database migrations."""
+
+
+@db.command("upgrade")
+@click.argument("revision", default="head")
+@click.pass_context
+def db_upgrade(ctx: click.Context, revision: str) -> None:
+    """Migrate the database to REVISION (default: the newest). Never drops data."""
+    database = _state(ctx).database(current=False, sync=False)
+    before = database.current_revision()
+    database.upgrade(revision)
+    after = database.current_revision()
+    if before == after:
+        click.echo(f"Database {safe_url(database.url)} is already at revision {after}.")
+    else:
+        click.echo(f"Upgraded {safe_url(database.url)} from {before or 'empty'} to {after}.")
+
+
+@db.command("current")
+@click.pass_context
+def db_current(ctx: click.Context) -> None:
+    """Show the database's revision and the one this Earful expects."""
+    database = _state(ctx).database(current=False, sync=False)
+    current, head = database.current_revision(), database.head_revision()
+    state = "up to date" if current == head else "run `earful db upgrade`"
+    click.echo(f"{safe_url(database.url)}: revision {current or 'none'} (expected {head}; {state})")
+
+
+@db.command("downgrade")
+@click.argument("revision")
+@click.option("--yes", is_flag=True, help="Confirm: downgrading drops the newer tables and their data.")
+@click.pass_context
+def db_downgrade(ctx: click.Context, revision: str, yes: bool) -> None:
+    """Migrate the database back to REVISION ('base' drops everything). Needs --yes."""
+    if not yes:
+        raise click.UsageError("downgrading drops tables and their data; add --yes to confirm")
+    database = _state(ctx).database(current=False, sync=False)
+    database.downgrade(revision)
+    click.echo(f"Downgraded {safe_url(database.url)} to {database.current_revision() or 'empty'}.")
+
+
+# --------------------------------------------------------------------------- import
+
+
+@cli.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--source", help="Source for rows without a 'source' field (created if not configured).")
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), help="Default: from the file extension.")
+@click.option("--show-bad", default=20, show_default=True, help="How many bad rows to list.")
+@click.pass_context
+def import_(ctx: click.Context, file: Path, source: str | None, fmt: str | None, show_bad: int) -> None:
+    """Import mentions from a JSONL or CSV FILE (history from another tool).
+
+    Fields: text (required), source, external_key, url, kind, author, published_at, title,
+    rating, rating_worst, rating_best, language, parent_key, brand, is_brand_response.
+    Bad rows are listed with their line number and skipped; the rest is stored. Importing the
+    same file again changes nothing.
+    """
+    from earful.pipeline.importer import import_file
+
+    state = _state(ctx)
+    database = state.database()
+    with _progress(file.name, file.stat().st_size) as advance:
+        result = import_file(database, state.config, file, source=source, fmt=fmt, progress=advance)
+    stored = result.stored
+    click.echo(
+        f"{file.name}: {result.rows:,} rows: {stored.new:,} new, {stored.updated:,} updated, "
+        f"{stored.unchanged:,} unchanged, {len(result.bad):,} bad."
+    )
+    if result.ignored_columns:
+        click.echo(f"Ignored columns: {', '.join(result.ignored_columns)}")
+    for bad in result.bad[:show_bad]:
+        click.echo(f"  line {bad.line}: {bad.reason}", err=True)
+    if len(result.bad) > show_bad:
+        click.echo(f"  ... and {len(result.bad) - show_bad:,} more bad rows (--show-bad N lists more)", err=True)
+    if result.bad:
+        ctx.exit(2)
+
+
+@contextmanager
+def _progress(label: str, total: int) -> Iterator[Any]:
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=True,
+        disable=not err_console.is_terminal,
+    ) as bar:
+        task = bar.add_task(label, total=total)
+        yield lambda done: bar.update(task, completed=done)
+
+
+# --------------------------------------------------------------------------- status
+
+
+def _jsonable(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {k: _jsonable(v) for k, v in dataclasses.asdict(value).items()}
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+def _when(value: datetime | None, cfg: Config) -> str:
+    return value.astimezone(cfg.tz).strftime("%Y-%m-%d %H:%M") if value else "-"
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.pass_context
+def status(ctx: click.Context, as_json: bool) -> None:
+    """Mentions per source, each source's last run and its counts, and broken sources."""
+    from earful.pipeline.status import source_statuses
+
+    state = _state(ctx)
+    statuses = source_statuses(state.database())
+    if as_json:
+        click.echo(json.dumps([_jsonable(s) for s in statuses], indent=2))
+        return
+    cfg = state.config
+    table = Table(title=f"Earful status ({cfg.timezone})")
+    numbers = ("mentions", "new", "updated", "same", "bad")
+    for column in ("source", "kind", "brand", "mentions", "last run", "run", "status", *numbers[1:], "health"):
+        table.add_column(column, justify="right" if column in numbers else "left")
+    for s in statuses:
+        run = s.last_run
+        counts = [f"{n:,}" for n in (run.new, run.updated, run.unchanged, run.dropped)] if run else ["-"] * 4
+        health = f"[red]{s.problem}[/red]" if s.problem else ("disabled" if not s.enabled else "ok")
+        table.add_row(
+            s.name,
+            s.kind,
+            s.brand or "-",
+            f"{s.mentions:,}",
+            _when(run.started_at, cfg) if run else "never",
+            run.kind if run else "-",
+            run.status if run else "-",
+            *counts,
+            health,
+        )
+    console.print(table)
+    total = sum(s.mentions for s in statuses)
+    click.echo(f"{total:,} mentions in {len(statuses)} sources.")
+    broken = [s for s in statuses if s.problem]
+    if broken:
+        click.echo(f"{len(broken)} source(s) need attention: " + ", ".join(s.name for s in broken))
+
+
+# -------------------------------------------------------------------------- sources
+
+
+@cli.group()
+def sources() -> None:
+    """Configured sources."""
+
+
+@sources.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.pass_context
+def sources_list(ctx: click.Context, as_json: bool) -> None:
+    """List sources: kind, spider, brand, schedule, start URLs, enabled."""
+    from earful.pipeline.status import source_statuses
+
+    statuses = source_statuses(_state(ctx).database())
+    if as_json:
+        keys = ("name", "kind", "spider", "brand", "schedule", "enabled", "start_urls", "mentions")
+        click.echo(json.dumps([{k: _jsonable(getattr(s, k)) for k in keys} for s in statuses], indent=2))
+        return
+    table = Table(title="Sources")
+    for column in ("name", "kind", "spider", "brand", "schedule", "enabled", "start URLs"):
+        table.add_column(column)
+    for s in statuses:
+        table.add_row(
+            s.name,
+            s.kind,
+            s.spider or "-",
+            s.brand or "-",
+            s.schedule or "-",
+            "yes" if s.enabled else "no",
+            "\n".join(s.start_urls) or "-",
+        )
+    console.print(table)
+
+
+# ----------------------------------------------------------------------------- demo
+
+
+@cli.command()
+@click.option(
+    "--dir",
+    "folder",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("demo"),
+    show_default=True,
+    help="Folder for the demo's config and SQLite database.",
+)
+@click.pass_context
+def demo(ctx: click.Context, folder: Path) -> None:
+    """Run the main job on the embedded defaults with a bundled sample: init, import, status.
+
+    Safe to run again: the sample is stored once.
+    """
+    from importlib.resources import as_file, files
+
+    from earful.pipeline.importer import import_file
+
+    folder.mkdir(parents=True, exist_ok=True)
+    config_path = folder / "earful.yaml"
+    data = files("earful.pipeline").joinpath("data")
+    if not config_path.exists():
+        config_path.write_text(data.joinpath("demo.yaml").read_text(encoding="utf-8"), encoding="utf-8")
+        click.echo(f"Wrote demo config {config_path}.")
+    state = State(config_path=config_path, debug=_state(ctx).debug)
+    ctx.obj = state
+    database = _init_database(state)
+    with as_file(data.joinpath("sample_mentions.jsonl")) as sample:
+        result = import_file(database, state.config, sample)
+    stored = result.stored
+    click.echo(
+        f"Imported the bundled sample: {result.rows} rows, {stored.new} new, {stored.updated} updated, "
+        f"{stored.unchanged} unchanged, {len(result.bad)} bad."
+    )
+    ctx.invoke(status)
+    click.echo(f"Next: `earful --config {config_path} sources list`, or edit {config_path}.")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="earful")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())  # type: ignore[func-returns-value]
