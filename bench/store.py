@@ -93,193 +93,37 @@ sources:
     schedule: "@hourly"
 """
 
-WORDS = [
-    "the",
-    "a",
-    "and",
-    "but",
-    "so",
-    "very",
-    "really",
-    "quite",
-    "not",
-    "never",
-    "always",
-    "again",
-    "still",
-    "just",
-    "also",
-    "only",
-    "delivery",
-    "shipping",
-    "order",
-    "package",
-    "parcel",
-    "box",
-    "refund",
-    "return",
-    "exchange",
-    "warranty",
-    "invoice",
-    "price",
-    "support",
-    "service",
-    "agent",
-    "hotline",
-    "chat",
-    "email",
-    "answer",
-    "reply",
-    "ticket",
-    "manager",
-    "staff",
-    "team",
-    "product",
-    "quality",
-    "battery",
-    "screen",
-    "charger",
-    "cable",
-    "app",
-    "update",
-    "login",
-    "account",
-    "password",
-    "setting",
-    "fast",
-    "slow",
-    "late",
-    "early",
-    "broken",
-    "damaged",
-    "perfect",
-    "great",
-    "good",
-    "fine",
-    "okay",
-    "bad",
-    "awful",
-    "terrible",
-    "excellent",
-    "cheap",
-    "expensive",
-    "worth",
-    "value",
-    "recommend",
-    "disappointed",
-    "happy",
-    "satisfied",
-    "annoyed",
-    "confused",
-    "impressed",
-    "arrived",
-    "ordered",
-    "waited",
-    "called",
-    "wrote",
-    "asked",
-    "received",
-    "opened",
-    "installed",
-    "tried",
-    "stopped",
-    "worked",
-    "day",
-    "days",
-    "week",
-    "weeks",
-    "month",
-    "hour",
-    "hours",
-    "minutes",
-    "yesterday",
-    "today",
-    "morning",
-    "evening",
-    "weekend",
-    "store",
-    "website",
-    "checkout",
-    "discount",
-    "coupon",
-    "subscription",
-    "plan",
-    "contract",
-    "cancel",
-    "renewal",
-    "fee",
-    "I",
-    "we",
-    "they",
-    "it",
-    "this",
-    "that",
-    "my",
-    "our",
-    "their",
-    "your",
-    "after",
-    "before",
-    "because",
-    "when",
-    "while",
-    "with",
-    "without",
-]
-FIRST_NAMES = [
-    "Anna",
-    "Ben",
-    "Carla",
-    "David",
-    "Emma",
-    "Felix",
-    "Greta",
-    "Hugo",
-    "Ida",
-    "Jonas",
-    "Klara",
-    "Leon",
-    "Mia",
-    "Noah",
-    "Olga",
-    "Paul",
-    "Quinn",
-    "Rosa",
-    "Sam",
-    "Tara",
-    "Uwe",
-    "Vera",
-    "Will",
-    "Xenia",
-    "Yusuf",
-    "Zoe",
-    "Ahmed",
-    "Bea",
-    "Chen",
-    "Dana",
-]
-LAST_NAMES = [
-    "Meyer",
-    "Schmidt",
-    "Novak",
-    "Rossi",
-    "Garcia",
-    "Smith",
-    "Kowalski",
-    "Jensen",
-    "Dubois",
-    "Silva",
-    "Tanaka",
-    "Kim",
-    "Okafor",
-    "Larsen",
-    "Weber",
-    "Fischer",
-    "Moreau",
-    "Costa",
-    "Nagy",
-    "Horvat",
-]
+
+def _split(words: str) -> tuple[str, ...]:
+    return tuple(words.split())
+
+
+WORDS = _split(
+    """
+    the a and but so very really quite not never always again still just also only
+    delivery shipping order package parcel box refund return exchange warranty invoice price
+    support service agent hotline chat email answer reply ticket manager staff team
+    product quality battery screen charger cable app update login account password setting
+    fast slow late early broken damaged perfect great good fine okay bad awful terrible excellent
+    cheap expensive worth value recommend disappointed happy satisfied annoyed confused impressed
+    arrived ordered waited called wrote asked received opened installed tried stopped worked
+    day days week weeks month hour hours minutes yesterday today morning evening weekend
+    store website checkout discount coupon subscription plan contract cancel renewal fee
+    I we they it this that my our their your after before because when while with without
+    """
+)
+FIRST_NAMES = _split(
+    """
+    Anna Ben Carla David Emma Felix Greta Hugo Ida Jonas Klara Leon Mia Noah Olga Paul
+    Quinn Rosa Sam Tara Uwe Vera Will Xenia Yusuf Zoe Ahmed Bea Chen Dana
+    """
+)
+LAST_NAMES = _split(
+    """
+    Meyer Schmidt Novak Rossi Garcia Smith Kowalski Jensen Dubois Silva Tanaka Kim Okafor
+    Larsen Weber Fischer Moreau Costa Nagy Horvat
+    """
+)
 
 
 # ------------------------------------------------------------------------ generated data
@@ -349,6 +193,7 @@ def generate_mentions(n: int, seed: int = SEED) -> list[MentionIn]:
         key = f"{plan.name[:2]}-{i:08d}"
         previous = earlier[plan.name]
         reply_to = previous[rng.randrange(len(previous))] if previous and rng.random() < 0.2 else None
+        kind: MentionKind
         if reply_to is None:
             published = start + timedelta(seconds=rng.randrange(year_s))
             kind = plan.top_kind
@@ -357,7 +202,7 @@ def generate_mentions(n: int, seed: int = SEED) -> list[MentionIn]:
             brand_response = False
         else:
             published = reply_to[1] + timedelta(minutes=rng.randrange(1, 7 * 24 * 60))
-            kind: MentionKind = "comment"
+            kind = "comment"
             rating, title = None, None
             brand_response = rng.random() < 0.25
         author = "Acme Support" if brand_response else rng.choice(authors)
@@ -464,10 +309,12 @@ def _timed(work: Callable[[], StoreResult]) -> tuple[StoreResult, float]:
 def _expect(
     figures: Figures, phase: str, result: StoreResult, new: int, updated: int, unchanged: int
 ) -> None:
+    """Record a problem unless the store reported exactly these counts and no rejection."""
     got = (result.new, result.updated, result.unchanged, len(result.rejected))
-    if got != (new, updated, unchanged, 0):
+    expected = (new, updated, unchanged, 0)
+    if got != expected:
         figures.problems.append(
-            f"{figures.database} {phase}: new/updated/unchanged/rejected {got}, expected {(new, updated, unchanged, 0)}"
+            f"{figures.database} {phase}: new/updated/unchanged/rejected {got}, expected {expected}"
         )
 
 
@@ -483,8 +330,11 @@ def run_fast(
     n = len(mentions)
     db, store = open_fresh(url, config)
     try:
-        phases = (("insert", mentions, (n, 0, 0)), ("reupsert", mentions, (0, 0, n)))
-        phases += (("update", edited, (0, n_edited, n - n_edited)),)
+        phases: list[tuple[str, list[MentionIn], tuple[int, int, int]]] = [
+            ("insert", mentions, (n, 0, 0)),
+            ("reupsert", mentions, (0, 0, n)),
+            ("update", edited, (0, n_edited, n - n_edited)),
+        ]
         for phase, batch, expected in phases:
             start = time.perf_counter()
             result = store.store(iter(batch))  # a generator: the store batches it itself
@@ -510,26 +360,12 @@ def run_fast(
 # --------------------------------------------------------------------------- baseline
 
 # What a re-crawl may change: everything but the identity and the first-seen time.
-_UPDATED = [
-    "url",
-    "kind",
-    "brand_id",
-    "author",
-    "published_at",
-    "updated_at",
-    "title",
-    "text",
-    "rating_raw",
-    "rating_worst",
-    "rating_best",
-    "rating",
-    "language",
-    "parent_key",
-    "is_brand_response",
-    "content_hash",
-    "fingerprint",
-    "crawl_run_id",
-]
+_UPDATED = _split(
+    """
+    url kind brand_id author published_at updated_at title text rating_raw rating_worst rating_best
+    rating language parent_key is_brand_response content_hash fingerprint crawl_run_id
+    """
+)
 
 
 def _naive_row(store: MentionStore, mention: MentionIn) -> dict[str, Any]:

@@ -165,8 +165,7 @@ def _ensure_pseudonym_key(cfg: Config) -> None:
     with os.fdopen(fd, "w") as fh:
         fh.write(secrets.token_hex(32) + "\n")
     click.echo(
-        f"Wrote a random pseudonym key to {key_file} (keep it private; "
-        f"or set {cfg.privacy.key_env} instead)."
+        f"Wrote a random pseudonym key to {key_file} (keep it private; or set {cfg.privacy.key_env} instead)."
     )
 
 
@@ -222,7 +221,9 @@ def db_downgrade(ctx: click.Context, revision: str, yes: bool) -> None:
 @cli.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--source", help="Source for rows without a 'source' field (created if not configured).")
-@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), help="Default: from the file extension.")
+@click.option(
+    "--format", "fmt", type=click.Choice(["jsonl", "csv"]), help="Default: from the file extension."
+)
 @click.option("--show-bad", default=20, show_default=True, help="How many bad rows to list.")
 @click.pass_context
 def import_(ctx: click.Context, file: Path, source: str | None, fmt: str | None, show_bad: int) -> None:
@@ -249,7 +250,9 @@ def import_(ctx: click.Context, file: Path, source: str | None, fmt: str | None,
     for bad in result.bad[:show_bad]:
         click.echo(f"  line {bad.line}: {bad.reason}", err=True)
     if len(result.bad) > show_bad:
-        click.echo(f"  ... and {len(result.bad) - show_bad:,} more bad rows (--show-bad N lists more)", err=True)
+        click.echo(
+            f"  ... and {len(result.bad) - show_bad:,} more bad rows (--show-bad N lists more)", err=True
+        )
     if result.bad:
         ctx.exit(2)
 
@@ -303,7 +306,17 @@ def status(ctx: click.Context, as_json: bool) -> None:
     cfg = state.config
     table = Table(title=f"Earful status ({cfg.timezone})")
     numbers = ("mentions", "new", "updated", "same", "bad")
-    for column in ("source", "kind", "brand", "mentions", "last run", "run", "status", *numbers[1:], "health"):
+    for column in (
+        "source",
+        "kind",
+        "brand",
+        "mentions",
+        "last run",
+        "run",
+        "status",
+        *numbers[1:],
+        "health",
+    ):
         table.add_column(column, justify="right" if column in numbers else "left")
     for s in statuses:
         run = s.last_run

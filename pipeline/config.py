@@ -274,7 +274,7 @@ def load_config_text(text: str, *, path: Path | None = None) -> Config:
     else:
         lines = {}
         _index_lines(node, (), lines, label)
-        data = yaml.load(text, Loader=yaml.SafeLoader)  # noqa: S506 - SafeLoader
+        data = yaml.load(text, Loader=yaml.SafeLoader)
     if not isinstance(data, dict):
         raise ConfigError("the file must be a mapping of settings (key: value)", line=1, path=label)
 
@@ -316,7 +316,10 @@ def _index_lines(
             key = str(key_node.value)
             if key in seen:
                 raise ConfigError(
-                    f"{key!r} is given twice", key=_format_key((*path, key)), line=key_node.start_mark.line + 1, path=label
+                    f"{key!r} is given twice",
+                    key=_format_key((*path, key)),
+                    line=key_node.start_mark.line + 1,
+                    path=label,
                 )
             seen.add(key)
             lines[(*path, key)] = key_node.start_mark.line + 1
@@ -377,7 +380,10 @@ def _expand_env(
             if default is not None:
                 return default
             raise ConfigError(
-                f"environment variable {name} is not set", key=_format_key(path), line=lines.get(path), path=label
+                f"environment variable {name} is not set",
+                key=_format_key(path),
+                line=lines.get(path),
+                path=label,
             )
         return value
 
@@ -403,10 +409,9 @@ def _data_path(loc: tuple[str | int, ...], data: Any) -> tuple[str | int, ...]:
     out: list[str | int] = []
     node = data
     for part in loc:
-        if isinstance(node, dict) and part in node:
-            out.append(part)
-            node = node[part]
-        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+        in_dict = isinstance(node, dict) and part in node
+        in_list = isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+        if in_dict or in_list:
             out.append(part)
             node = node[part]
         elif isinstance(node, (dict, list)):
@@ -440,7 +445,11 @@ def _all_field_names() -> set[str]:
 
 def _line_for_key(key: str, lines: dict[tuple[str | int, ...], int]) -> int | None:
     for path, line in sorted(lines.items(), key=lambda kv: -len(kv[0])):
-        if _format_key(path) == key or key.startswith(_format_key(path) + "[") or key.startswith(_format_key(path) + "."):
+        if (
+            _format_key(path) == key
+            or key.startswith(_format_key(path) + "[")
+            or key.startswith(_format_key(path) + ".")
+        ):
             return line
     return None
 

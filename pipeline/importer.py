@@ -212,9 +212,7 @@ def import_file(
         for line, mention in batch:
             groups.setdefault(mention.source, []).append((line, mention))
         for name, items in groups.items():
-            stored = store.store(
-                [m for _, m in items], crawl_run_id=runs.run_id(name), create_sources=True
-            )
+            stored = store.store([m for _, m in items], crawl_run_id=runs.run_id(name), create_sources=True)
             result.stored.add(stored)
             result.per_source.setdefault(name, StoreResult()).add(stored)
             result.bad.extend(BadRow(items[i][0], reason) for i, reason in stored.rejected)

@@ -23,7 +23,11 @@ def setup_logging(verbosity: int = 0, *, debug: bool = False) -> None:
     root.setLevel(level)
     if not _configured:
         handler = RichHandler(
-            console=Console(stderr=True), show_path=False, show_time=False, markup=False, rich_tracebacks=False
+            console=Console(stderr=True),
+            show_path=False,
+            show_time=False,
+            markup=False,
+            rich_tracebacks=False,
         )
         handler.setFormatter(logging.Formatter("%(message)s"))
         root.addHandler(handler)

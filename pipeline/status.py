@@ -84,7 +84,9 @@ def source_statuses(db: Database) -> list[SourceStatus]:
             .all()
         )
         latest: dict[int, datetime | None] = dict(
-            session.execute(select(Mention.source_id, func.max(Mention.published_at)).group_by(Mention.source_id))
+            session.execute(
+                select(Mention.source_id, func.max(Mention.published_at)).group_by(Mention.source_id)
+            )
             .tuples()
             .all()
         )

@@ -184,7 +184,9 @@ class MentionIn(BaseModel):
         if value is None:
             return None
         if value.tzinfo is None:
-            raise ValueError("has no time zone; write it as ISO 8601 with an offset, e.g. 2026-11-02T14:05:00Z")
+            raise ValueError(
+                "has no time zone; write it as ISO 8601 with an offset, e.g. 2026-11-02T14:05:00Z"
+            )
         return value.astimezone(UTC)
 
     @model_validator(mode="after")
@@ -217,8 +219,6 @@ class StoreResult:
         self.updated += other.updated
         self.unchanged += other.unchanged
         self.rejected.extend((i + offset, reason) for i, reason in other.rejected)
-
-
 
 
 class MentionStore:
@@ -345,7 +345,9 @@ class MentionStore:
             total.add(self._store_batch(batch, crawl_run_id, create_sources), offset)
         return total
 
-    def _row(self, mention: MentionIn, now: datetime, crawl_run_id: int | None, create: bool) -> dict[str, Any]:
+    def _row(
+        self, mention: MentionIn, now: datetime, crawl_run_id: int | None, create: bool
+    ) -> dict[str, Any]:
         if len(mention.text) > self.max_text_chars:
             raise RejectedMention(
                 f"text is {len(mention.text):,} characters; the limit is {self.max_text_chars:,} "
@@ -421,7 +423,9 @@ class MentionStore:
         result.unchanged = result.seen - result.new - result.updated
         return result
 
-    def _stored_fingerprints(self, conn: Connection, keys: list[tuple[int, str]]) -> dict[tuple[int, str], str]:
+    def _stored_fingerprints(
+        self, conn: Connection, keys: list[tuple[int, str]]
+    ) -> dict[tuple[int, str], str]:
         """The fingerprint of each of these mentions that is already stored."""
         t = self._table
         found: dict[tuple[int, str], str] = {}
@@ -451,9 +455,13 @@ class MentionStore:
         insert = postgresql.insert if self.db.dialect == "postgresql" else sqlite.insert
         stmt = insert(t)
         excluded = stmt.excluded
-        values: dict[str, Any] = {c: excluded[c] for c in (*_COMPARED, "fingerprint", "updated_at", "crawl_run_id")}
+        values: dict[str, Any] = {
+            c: excluded[c] for c in (*_COMPARED, "fingerprint", "updated_at", "crawl_run_id")
+        }
         # A reply moved under another parent is re-linked by _resolve_parents.
-        values["parent_id"] = case((t.c.parent_key.is_distinct_from(excluded.parent_key), None), else_=t.c.parent_id)
+        values["parent_id"] = case(
+            (t.c.parent_key.is_distinct_from(excluded.parent_key), None), else_=t.c.parent_id
+        )
         stmt = stmt.on_conflict_do_update(
             index_elements=[t.c.source_id, t.c.external_key],
             set_=values,

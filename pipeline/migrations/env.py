@@ -8,9 +8,9 @@ SQLite, whose ALTER TABLE is limited, run the same revisions as PostgreSQL.
 
 from __future__ import annotations
 
-from alembic import context
-
 from typing import Any
+
+from alembic import context
 
 from earful.pipeline.schema import Base, UTCDateTime
 

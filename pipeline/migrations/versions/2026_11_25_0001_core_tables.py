@@ -23,9 +23,7 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     op.create_table(
         "brand",
-        sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
-        ),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("name", sa.String(length=200), nullable=False),
         sa.Column("aliases", sa.JSON(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
@@ -35,9 +33,7 @@ def upgrade() -> None:
 
     op.create_table(
         "source",
-        sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
-        ),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("name", sa.String(length=100), nullable=False),
         sa.Column("kind", sa.String(length=20), nullable=False),
         sa.Column("spider", sa.String(length=100), nullable=True),
@@ -64,9 +60,7 @@ def upgrade() -> None:
 
     op.create_table(
         "crawl_run",
-        sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
-        ),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column(
             "source_id",
             sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
@@ -94,15 +88,11 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_crawl_run")),
     )
     with op.batch_alter_table("crawl_run", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_crawl_run_source_id"), ["source_id"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_crawl_run_source_id"), ["source_id"], unique=False)
 
     op.create_table(
         "mention",
-        sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
-        ),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column(
             "source_id",
             sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
@@ -166,20 +156,12 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_mention")),
-        sa.UniqueConstraint(
-            "source_id", "external_key", name=op.f("uq_mention_source_id_external_key")
-        ),
+        sa.UniqueConstraint("source_id", "external_key", name=op.f("uq_mention_source_id_external_key")),
     )
     with op.batch_alter_table("mention", schema=None) as batch_op:
-        batch_op.create_index(
-            "ix_mention_brand_published", ["brand_id", "published_at"], unique=False
-        )
-        batch_op.create_index(
-            batch_op.f("ix_mention_content_hash"), ["content_hash"], unique=False
-        )
-        batch_op.create_index(
-            batch_op.f("ix_mention_parent_id"), ["parent_id"], unique=False
-        )
+        batch_op.create_index("ix_mention_brand_published", ["brand_id", "published_at"], unique=False)
+        batch_op.create_index(batch_op.f("ix_mention_content_hash"), ["content_hash"], unique=False)
+        batch_op.create_index(batch_op.f("ix_mention_parent_id"), ["parent_id"], unique=False)
         batch_op.create_index(
             "ix_mention_orphans",
             ["source_id"],

@@ -23,9 +23,7 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     op.create_table(
         "classification",
-        sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
-        ),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column(
             "mention_id",
             sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
@@ -54,9 +52,7 @@ def upgrade() -> None:
 
     op.create_table(
         "alert",
-        sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
-        ),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("dedup_key", sa.String(length=200), nullable=False),
         sa.Column("kind", sa.String(length=20), nullable=False),
         sa.Column(
@@ -94,15 +90,11 @@ def upgrade() -> None:
         sa.UniqueConstraint("dedup_key", name=op.f("uq_alert_dedup_key")),
     )
     with op.batch_alter_table("alert", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_alert_brand_id"), ["brand_id"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_alert_brand_id"), ["brand_id"], unique=False)
 
     op.create_table(
         "report",
-        sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
-        ),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column(
             "brand_id",
             sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
