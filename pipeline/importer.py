@@ -109,7 +109,7 @@ def _read_csv(fh: IO[bytes]) -> Iterator[tuple[int, dict[str, Any] | str]]:
             line = start
             start = reader.line_num + 1
             if None in row:
-                yield line, f"{len(row[None])} more values than the header has columns"  # type: ignore[index]
+                yield line, f"{len(row[None])} more values than the header has columns"
                 continue
             values = {k: v for k, v in row.items() if k is not None}
             if any(_has_surrogates(v) for v in values.values() if isinstance(v, str)):
@@ -222,7 +222,8 @@ def import_file(
         fh = path.open("rb")
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror}") from None
-    status, message = "failed", "interrupted"
+    status = "failed"
+    message: str | None = "interrupted"
     try:
         with fh:
             ignored: set[str] = set()

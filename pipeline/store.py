@@ -245,14 +245,14 @@ class MentionStore:
         with self.db.session() as session:
             brands = {b.name.casefold(): b for b in session.scalars(select(Brand))}
             for brand in self.config.brands:
-                row = brands.get(brand.name.casefold())
-                if row is None:
-                    row = Brand(name=brand.name, aliases=list(brand.aliases))
-                    session.add(row)
-                    brands[brand.name.casefold()] = row
+                brand_row = brands.get(brand.name.casefold())
+                if brand_row is None:
+                    brand_row = Brand(name=brand.name, aliases=list(brand.aliases))
+                    session.add(brand_row)
+                    brands[brand.name.casefold()] = brand_row
                 else:
-                    row.name = brand.name
-                    row.aliases = list(brand.aliases)
+                    brand_row.name = brand.name
+                    brand_row.aliases = list(brand.aliases)
             session.flush()
             sources = {s.name: s for s in session.scalars(select(Source))}
             configured = set()

@@ -23,7 +23,7 @@ from earful.pipeline.store import (
 WHEN = datetime(2026, 11, 2, 14, 5, tzinfo=UTC)
 
 
-def review(key: str = "r1", **kw: object) -> MentionIn:
+def review(key: str | None = "r1", **kw: object) -> MentionIn:
     values: dict[str, object] = {
         "source": "acme-reviews",
         "external_key": key,

@@ -8,16 +8,17 @@ SQLite, whose ALTER TABLE is limited, run the same revisions as PostgreSQL.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from alembic import context
+from alembic.autogenerate.api import AutogenContext
 
 from earful.pipeline.schema import Base, UTCDateTime
 
 target_metadata = Base.metadata
 
 
-def render_item(type_: str, obj: Any, autogen_context: Any) -> str | bool:
+def render_item(type_: str, obj: Any, autogen_context: AutogenContext) -> str | Literal[False]:
     """Write our UTC type as the plain column type it is in the database, so revisions do
     not import the live schema module (which will have changed by the time they run)."""
     if type_ == "type" and isinstance(obj, UTCDateTime):
