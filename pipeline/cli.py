@@ -42,12 +42,13 @@ err_console = Console(stderr=True)
 class State:
     config_path: Path | None
     debug: bool
+    database_env: bool = True  # whether EARFUL_DATABASE_URL may override the file
     _config: Config | None = None
 
     @property
     def config(self) -> Config:
         if self._config is None:
-            self._config = load_config(self.config_path)
+            self._config = load_config(self.config_path, database_env=self.database_env)
         return self._config
 
     def database(self, *, current: bool = True, sync: bool = True) -> Database:
@@ -405,7 +406,8 @@ def demo(ctx: click.Context, folder: Path) -> None:
     if not config_path.exists():
         config_path.write_text(data.joinpath("demo.yaml").read_text(encoding="utf-8"), encoding="utf-8")
         click.echo(f"Wrote demo config {config_path}.")
-    state = State(config_path=config_path, debug=_state(ctx).debug)
+    # The demo keeps to its own folder even where EARFUL_DATABASE_URL names a real database.
+    state = State(config_path=config_path, debug=_state(ctx).debug, database_env=False)
     ctx.obj = state
     database = _init_database(state)
     with as_file(data.joinpath("sample_mentions.jsonl")) as sample:

@@ -23,6 +23,7 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
+from croniter import croniter
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -42,7 +43,7 @@ CONFIG_ENV = "EARFUL_CONFIG"
 DATABASE_URL_ENV = "EARFUL_DATABASE_URL"
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 _SCHEDULE_PRESETS = {"@once", "@hourly", "@daily", "@weekly", "@monthly", "@yearly"}
 
 
@@ -53,7 +54,18 @@ class _Model(BaseModel):
 class DatabaseSettings(_Model):
     """Where mentions are stored. A relative SQLite path is relative to the config file."""
 
-    url: str = DEFAULT_DATABASE_URL
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:  # type: ignore[override]
+        """Show the URL without its password."""
+        from sqlalchemy.engine import make_url
+
+        try:
+            shown = make_url(self.url).render_as_string(hide_password=True)
+        except Exception:
+            shown = "(unparsable URL)"
+        yield "url", shown
+        yield from super().__repr_args__()
+
+    url: str = Field(DEFAULT_DATABASE_URL, repr=False)  # may hold a password from ${VAR}
     busy_timeout_s: float = Field(30.0, gt=0, le=3600)
     echo: bool = False
 
@@ -100,7 +112,7 @@ class Source(_Model):
     @field_validator("name")
     @classmethod
     def _valid_name(cls, value: str) -> str:
-        if not _NAME.match(value):
+        if not _NAME.fullmatch(value):
             raise ValueError(
                 "use letters, digits, '-', '_' or '.', starting with a letter or digit (at most 100)"
             )
@@ -111,7 +123,7 @@ class Source(_Model):
     def _valid_schedule(cls, value: str | None) -> str | None:
         if value is None or value in _SCHEDULE_PRESETS:
             return value
-        if len(value.split()) == 5:
+        if len(value.split()) == 5 and croniter.is_valid(value):
             return value
         raise ValueError(
             f"not a schedule: {value!r}; use a cron expression of 5 fields or one of "
@@ -192,7 +204,7 @@ class Config(_Model):
 
     @model_validator(mode="after")
     def _cross_references(self) -> Config:
-        _unique("brands", [b.name.casefold() for b in self.brands])
+        _unique("brands", [b.name for b in self.brands], fold=True)
         _unique("sources", [s.name for s in self.sources])
         _unique("notifiers", [n.name for n in self.notifiers])
         brands = {b.name.casefold() for b in self.brands}
@@ -221,12 +233,13 @@ class _KeyedError(ValueError):
         super().__init__(message)
 
 
-def _unique(what: str, names: list[str]) -> None:
+def _unique(what: str, names: list[str], *, fold: bool = False) -> None:
     seen: set[str] = set()
     for i, name in enumerate(names):
-        if name in seen:
+        key = name.casefold() if fold else name
+        if key in seen:
             raise _KeyedError(f"{what}[{i}].name", f"duplicate name {name!r}")
-        seen.add(name)
+        seen.add(key)
 
 
 # --------------------------------------------------------------------------- loading
@@ -236,7 +249,7 @@ def default_config_path() -> Path:
     return Path(os.environ.get(CONFIG_ENV, DEFAULT_CONFIG_FILE))
 
 
-def load_config(path: str | os.PathLike[str] | None = None) -> Config:
+def load_config(path: str | os.PathLike[str] | None = None, *, database_env: bool = True) -> Config:
     """Read, expand and validate the config file.
 
     With no ``path``, ``$EARFUL_CONFIG`` or ``./earful.yaml`` is read, and a missing file
@@ -255,11 +268,14 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
         raise ConfigError(f"{file} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except OSError as exc:
         raise ConfigError(f"cannot read {file}: {exc.strerror}") from None
-    return load_config_text(text, path=file)
+    return load_config_text(text, path=file, database_env=database_env)
 
 
-def load_config_text(text: str, *, path: Path | None = None) -> Config:
-    """Validate config given as YAML text (``path`` only labels errors and anchors SQLite)."""
+def load_config_text(text: str, *, path: Path | None = None, database_env: bool = True) -> Config:
+    """Validate config given as YAML text (``path`` only labels errors and anchors SQLite).
+
+    ``database_env=False`` ignores ``EARFUL_DATABASE_URL`` (the demo keeps to its own file).
+    """
     label = str(path) if path else None
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
@@ -275,16 +291,20 @@ def load_config_text(text: str, *, path: Path | None = None) -> Config:
         lines = {}
         _index_lines(node, (), lines, label)
         data = yaml.load(text, Loader=yaml.SafeLoader)
+        if data is None:  # a document with nothing but comments, or "---"
+            data = {}
     if not isinstance(data, dict):
         raise ConfigError("the file must be a mapping of settings (key: value)", line=1, path=label)
 
     _forbid_literal_secrets(data, (), lines, label)
+    override = os.environ.get(DATABASE_URL_ENV) if database_env else None
+    if override and isinstance(data.get("database"), dict):
+        data["database"].pop("url", None)  # replaced below, so its ${VAR}s need not be set
     data = _expand_env(data, (), lines, label)
-    if os.environ.get(DATABASE_URL_ENV):
-        data.setdefault("database", {})
-        if not isinstance(data["database"], dict):
+    if override:
+        if not isinstance(data.get("database"), dict):
             data["database"] = {}
-        data["database"]["url"] = os.environ[DATABASE_URL_ENV]
+        data["database"]["url"] = override
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:
@@ -296,12 +316,20 @@ def load_config_text(text: str, *, path: Path | None = None) -> Config:
 
 def _finish(config: Config, path: Path | None) -> Config:
     """Anchor a relative SQLite path at the config file's folder and remember the path."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
     url = config.database.url
-    if path is not None and url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
-        rest = url[len("sqlite:///") :]
-        if rest and not rest.startswith(":memory:") and not rest.startswith("file:"):
-            absolute = (path.parent / rest).resolve()
-            url = f"sqlite:///{absolute}"
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        parsed = None  # reported when the database is opened
+    if path is not None and parsed is not None and parsed.get_backend_name() == "sqlite":
+        file = parsed.database or ""
+        if file and file != ":memory:" and not file.startswith("file:") and not Path(file).is_absolute():
+            url = parsed.set(database=str((path.parent / file).resolve())).render_as_string(
+                hide_password=False
+            )
     database = config.database.model_copy(update={"url": url})
     return config.model_copy(update={"database": database, "path": path})
 
@@ -353,7 +381,8 @@ def _forbid_literal_secrets(
                 line=lines.get(key),
                 path=label,
             )
-        if key == ("database", "url") and re.search(r"://[^/@:]*:[^/@]+@", value) and "${" not in value:
+        password = re.search(r"://[^/@:]*:([^/@]+)@", value) if key == ("database", "url") else None
+        if password and not _ENV_REF.fullmatch(password.group(1)):
             raise ConfigError(
                 "the database URL contains a password; use ${ENV_VAR} for it or set "
                 f"{DATABASE_URL_ENV} instead",
@@ -376,9 +405,9 @@ def _expand_env(
     def replace(match: re.Match[str]) -> str:
         name, default = match.group(1), match.group(2)
         value = os.environ.get(name)
+        if default is not None and not value:  # shell semantics: ":-" also replaces ""
+            return default
         if value is None:
-            if default is not None:
-                return default
             raise ConfigError(
                 f"environment variable {name} is not set",
                 key=_format_key(path),

@@ -28,7 +28,7 @@ from pydantic import ValidationError
 
 from earful.pipeline.config import Config
 from earful.pipeline.db import Database
-from earful.pipeline.errors import ConfigError, InputError
+from earful.pipeline.errors import InputError
 from earful.pipeline.schema import CrawlRun
 from earful.pipeline.store import MentionIn, MentionStore, StoreResult
 
@@ -55,6 +55,13 @@ class ImportResult:
     bad: list[BadRow] = field(default_factory=list)
     ignored_columns: list[str] = field(default_factory=list)
     per_source: dict[str, StoreResult] = field(default_factory=dict)
+    # Rows that failed before the store, per source where the row named one.
+    unreadable: dict[str, int] = field(default_factory=dict)
+
+    def reject(self, line: int, reason: str, source: str | None) -> None:
+        self.bad.append(BadRow(line, reason))
+        if source:
+            self.unreadable[source] = self.unreadable.get(source, 0) + 1
 
 
 def detect_format(path: Path, given: str | None) -> Format:
@@ -83,7 +90,7 @@ def _read_jsonl(fh: IO[bytes]) -> Iterator[tuple[int, dict[str, Any] | str]]:
         if not raw.strip():
             continue
         try:
-            line = raw.decode("utf-8")
+            line = raw.decode("utf-8").rstrip("\r\n")
         except UnicodeDecodeError as exc:
             yield number, f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})"
             continue
@@ -103,24 +110,30 @@ def _read_csv(fh: IO[bytes]) -> Iterator[tuple[int, dict[str, Any] | str]]:
 
     text = io.TextIOWrapper(fh, encoding="utf-8-sig", errors="surrogateescape", newline="")
     reader = csv.DictReader(text)
-    start = 2
     try:
-        for row in reader:
-            line = start
-            start = reader.line_num + 1
-            if None in row:
-                yield line, f"{len(row[None])} more values than the header has columns"
-                continue
-            values = {k: v for k, v in row.items() if k is not None}
-            if any(_has_surrogates(v) for v in values.values() if isinstance(v, str)):
-                yield line, "not valid UTF-8"
-                continue
-            if any(v is None for v in values.values()):
-                yield line, "fewer values than the header has columns"
-                continue
-            yield line, values
+        yield from _csv_rows(reader)
     except csv.Error as exc:
         raise InputError(f"CSV cannot be read past line {reader.line_num}: {exc}") from None
+    finally:
+        text.detach()  # the caller owns the binary file; closing the wrapper would close it
+
+
+def _csv_rows(reader: csv.DictReader[str]) -> Iterator[tuple[int, dict[str, Any] | str]]:
+    start = 2
+    for row in reader:
+        line = start
+        start = reader.line_num + 1
+        if None in row:
+            yield line, f"{len(row[None])} more values than the header has columns"
+            continue
+        values = {k: v for k, v in row.items() if k is not None}
+        if any(_has_surrogates(v) for v in values.values() if isinstance(v, str)):
+            yield line, "not valid UTF-8"
+            continue
+        if any(v is None for v in values.values()):
+            yield line, "fewer values than the header has columns"
+            continue
+        yield line, values
 
 
 def _has_surrogates(value: str) -> bool:
@@ -176,11 +189,12 @@ class _Runs:
                 counts = result.per_source.get(source, StoreResult())
                 run.status = status
                 run.finished_at = datetime.now(UTC)
-                run.items_seen = counts.seen + len(counts.rejected)
+                dropped = len(counts.rejected) + result.unreadable.get(source, 0)
+                run.items_seen = counts.seen + dropped
                 run.items_new = counts.new
                 run.items_updated = counts.updated
                 run.items_unchanged = counts.unchanged
-                run.items_dropped = len(counts.rejected)
+                run.items_dropped = dropped
                 run.message = message
                 run.stats = {"file": result.path.name}
 
@@ -230,20 +244,18 @@ def import_file(
             for line, row in read_rows(fh, kind):
                 result.rows += 1
                 if isinstance(row, str):
-                    result.bad.append(BadRow(line, row))
+                    result.reject(line, row, source)
                     continue
                 ignored.update(k for k in row if k not in FIELDS)
                 values = _coerce(row, source, csv_row=kind == "csv")
-                if not values.get("source"):
-                    result.bad.append(BadRow(line, "no source: add a 'source' column or pass --source"))
+                named = values.get("source")
+                if not named:
+                    result.reject(line, "no source: add a 'source' column or pass --source", None)
                     continue
                 try:
                     mention = MentionIn.model_validate(values)
                 except ValidationError as exc:
-                    result.bad.append(BadRow(line, _describe(exc)))
-                    continue
-                except ConfigError as exc:
-                    result.bad.append(BadRow(line, str(exc)))
+                    result.reject(line, _describe(exc), named if isinstance(named, str) else None)
                     continue
                 batch.append((line, mention))
                 if len(batch) >= store.batch_size:
