@@ -54,7 +54,7 @@ class _Model(BaseModel):
 class DatabaseSettings(_Model):
     """Where mentions are stored. A relative SQLite path is relative to the config file."""
 
-    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:  # type: ignore[override]
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
         """Show the URL without its password."""
         from sqlalchemy.engine import make_url
 

@@ -14,6 +14,7 @@ import pytest
 from earful.pipeline.config import (
     DEFAULT_DATABASE_URL,
     Config,
+    SlackNotifier,
     example_config_text,
     load_config,
     load_config_text,
@@ -34,6 +35,12 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         "EARFUL_TEST_UNSET",
     ):
         monkeypatch.delenv(name, raising=False)
+
+
+def slack_url(config: Config) -> str:
+    notifier = config.notifiers[0]
+    assert isinstance(notifier, SlackNotifier)
+    return notifier.url.get_secret_value()
 
 
 def config_error(text: str, key: str | None, line: int) -> ConfigError:
@@ -78,7 +85,9 @@ def test_empty_file_means_defaults(text: str) -> None:
     assert config.database.url == DEFAULT_DATABASE_URL == "sqlite:///earful.sqlite3"
     assert config.timezone == "UTC"
     assert config.tz.key == "UTC"
-    assert config.brands == config.sources == config.notifiers == []
+    assert config.brands == []
+    assert config.sources == []
+    assert config.notifiers == []
 
 
 def test_file_with_only_a_document_marker_means_defaults() -> None:
@@ -291,7 +300,7 @@ def test_env_reference_is_expanded_and_secret_stays_hidden(monkeypatch: pytest.M
     hook = "https://hooks.slack.com/services/T0/B0/very-secret-token"
     monkeypatch.setenv("EARFUL_TEST_HOOK", hook)
     config = load_config_text("notifiers:\n  - name: n\n    kind: slack\n    url: ${EARFUL_TEST_HOOK}\n")
-    assert config.notifiers[0].url.get_secret_value() == hook
+    assert slack_url(config) == hook
     for shown in (repr(config), str(config), config.model_dump_json(), repr(config.notifiers)):
         assert "very-secret-token" not in shown
 
@@ -310,19 +319,19 @@ def test_env_reference_can_fill_a_number(monkeypatch: pytest.MonkeyPatch) -> Non
 def test_env_default_is_used_when_variable_is_unset() -> None:
     text = "notifiers:\n  - name: n\n    kind: slack\n    url: ${EARFUL_TEST_UNSET:-https://hooks.example/default}\n"
     config = load_config_text(text)
-    assert config.notifiers[0].url.get_secret_value() == "https://hooks.example/default"
+    assert slack_url(config) == "https://hooks.example/default"
 
 
 def test_env_default_is_ignored_when_variable_is_set(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("EARFUL_TEST_HOOK", "https://hooks.example/set")
     text = "notifiers:\n  - name: n\n    kind: slack\n    url: ${EARFUL_TEST_HOOK:-https://hooks.example/default}\n"
-    assert load_config_text(text).notifiers[0].url.get_secret_value() == "https://hooks.example/set"
+    assert slack_url(load_config_text(text)) == "https://hooks.example/set"
 
 
 def test_env_default_is_used_when_variable_is_empty(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("EARFUL_TEST_HOOK", "")
     text = "notifiers:\n  - name: n\n    kind: slack\n    url: ${EARFUL_TEST_HOOK:-https://hooks.example/default}\n"
-    assert load_config_text(text).notifiers[0].url.get_secret_value() == "https://hooks.example/default"
+    assert slack_url(load_config_text(text)) == "https://hooks.example/default"
 
 
 def test_database_password_from_environment_does_not_show_in_repr(monkeypatch: pytest.MonkeyPatch) -> None:
