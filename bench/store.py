@@ -70,8 +70,6 @@ PHASES = ("insert", "reupsert", "update")
 CONFIG_TEXT = """\
 privacy:
   pseudonymise_authors: true
-store:
-  batch_size: 1000
 brands:
   - name: Acme
     aliases: [ACME, Acme Corp]

@@ -78,7 +78,7 @@ class PrivacySettings(_Model):
 
 
 class StoreSettings(_Model):
-    batch_size: int = Field(1000, ge=1, le=50_000)
+    batch_size: int = Field(5000, ge=1, le=50_000)
     max_text_chars: int = Field(200_000, ge=100)
 
 

@@ -149,6 +149,14 @@ class Mention(Base):
     __table_args__ = (
         UniqueConstraint("source_id", "external_key"),
         Index("ix_mention_brand_published", "brand_id", "published_at"),
+        # Replies of a mention. Partial, so that SQLite's planner does not take it for the
+        # "parent_id IS NULL" look-up below, which matches most of the table.
+        Index(
+            "ix_mention_parent_id",
+            "parent_id",
+            sqlite_where=text("parent_id IS NOT NULL"),
+            postgresql_where=text("parent_id IS NOT NULL"),
+        ),
         # Replies whose parent has not been stored yet: small, and looked up after each batch.
         Index(
             "ix_mention_orphans",
@@ -176,7 +184,7 @@ class Mention(Base):
     rating: Mapped[float | None] = mapped_column(Float)  # normalised to 0..1
     language: Mapped[str | None] = mapped_column(String(16))
     parent_key: Mapped[str | None] = mapped_column(String(512))
-    parent_id: Mapped[int | None] = mapped_column(ForeignKey("mention.id", ondelete="SET NULL"), index=True)
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("mention.id", ondelete="SET NULL"))
     is_brand_response: Mapped[bool] = mapped_column(Boolean, default=False)
     content_hash: Mapped[str] = mapped_column(String(64), index=True)
     # Hash of every column a re-crawl may change: an unchanged mention is not rewritten.

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from sqlalchemy import Connection, String, Table, and_, any_, bindparam, case, select, update
+from sqlalchemy import Connection, String, Table, and_, any_, bindparam, case, null, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import aliased
 
@@ -46,7 +46,6 @@ logger = logging.getLogger(__name__)
 
 MentionKind = Literal["review", "comment", "post"]
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-_SPACE = re.compile(r"\s+")
 KEY_FILE = "earful.key"
 
 # Columns a re-crawl may change; compared to decide whether a stored mention is updated.
@@ -85,8 +84,9 @@ def clean_text(text: str) -> str:
 
 def normalise_for_hash(text: str) -> str:
     """Text as compared across sites: compatibility-folded, case-folded, one space."""
-    folded = unicodedata.normalize("NFKC", text).casefold()
-    return _SPACE.sub(" ", folded).strip()
+    if text.isascii():  # NFKC changes no ASCII text, and casefold is lower there
+        return " ".join(text.lower().split())
+    return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
 
 
 def content_hash(text: str) -> str:
@@ -116,13 +116,39 @@ def derived_key(*parts: object) -> str:
     return "h:" + hashlib.sha256(joined.encode("utf-8")).hexdigest()[:40]
 
 
+# Every column _row fills, and those that hold times.
+_ROW_COLUMNS = (
+    "source_id",
+    "external_key",
+    *_COMPARED,
+    "collected_at",
+    "updated_at",
+    "crawl_run_id",
+    "fingerprint",
+)
+_TIMES = {"published_at", "collected_at", "updated_at"}
+
+
+def _sqlite_time(value: datetime | None) -> str | None:
+    """A UTC time as SQLAlchemy's SQLite dialect stores it (see schema.UTCDateTime)."""
+    if value is None:
+        return None
+    v = value.astimezone(UTC)
+    return "%04d-%02d-%02d %02d:%02d:%02d.%06d" % (  # noqa: UP031 - the dialect's own format
+        v.year,
+        v.month,
+        v.day,
+        v.hour,
+        v.minute,
+        v.second,
+        v.microsecond,
+    )
+
+
 def fingerprint(row: dict[str, Any]) -> str:
     """A hash of every column a re-crawl may change: equal fingerprints, nothing to update."""
-    parts = []
-    for column in _COMPARED:
-        value = row[column]
-        parts.append(value.isoformat() if isinstance(value, datetime) else repr(value))
-    return hashlib.sha256("\x1f".join(parts).encode("utf-8", "surrogatepass")).hexdigest()[:32]
+    values = repr(tuple(row[column] for column in _COMPARED))
+    return hashlib.blake2b(values.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 
 
 def load_pseudonym_key(config: Config) -> bytes | None:
@@ -234,6 +260,12 @@ class MentionStore:
         self._sources: dict[str, tuple[int, int | None]] = {}
         self._brands: dict[str, int] = {}
         self._table: Table = Mention.__table__  # type: ignore[assignment]
+        # PostgreSQL plans the key look-up from table statistics; a bulk load into a new
+        # table outgrows them long before autovacuum (if it runs at all) refreshes them.
+        self._grown = 0
+        self._analyze_at = 5_000
+        self._compiled: tuple[str, list[str]] | None = None
+        self._pseudonyms: dict[str, str] = {}  # the same commenters come back, page after page
 
     # ------------------------------------------------------------ reference data
 
@@ -363,7 +395,12 @@ class MentionStore:
                     f"there is no {KEY_FILE}; run `earful init` or set the variable",
                     key="privacy.pseudonymise_authors",
                 )
-            author = pseudonymise(author, self._key)
+            pseudonym = self._pseudonyms.get(author)
+            if pseudonym is None:
+                if len(self._pseudonyms) > 100_000:
+                    self._pseudonyms.clear()
+                pseudonym = self._pseudonyms[author] = pseudonymise(author, self._key)
+            author = pseudonym
         elif author:
             author = author[:200]
         rating = None
@@ -421,6 +458,11 @@ class MentionStore:
         result.new = sum(1 for key in rows if key not in stored)
         result.updated = len(changed) - result.new
         result.unchanged = result.seen - result.new - result.updated
+        self._grown += result.new
+        if self._grown >= self._analyze_at and self.db.dialect == "postgresql":
+            self._analyze_at *= 2
+            with self.db.translate_errors(), self.db.engine.begin() as conn:
+                conn.execute(text("ANALYZE mention"))
         return result
 
     def _stored_fingerprints(
@@ -450,24 +492,53 @@ class MentionStore:
 
     def _upsert(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
         """INSERT … ON CONFLICT DO UPDATE, only where the stored fingerprint differs, so a
-        concurrent writer that stored the same version first is not overwritten for nothing."""
-        t = self._table
-        insert = postgresql.insert if self.db.dialect == "postgresql" else sqlite.insert
-        stmt = insert(t)
-        excluded = stmt.excluded
-        values: dict[str, Any] = {
-            c: excluded[c] for c in (*_COMPARED, "fingerprint", "updated_at", "crawl_run_id")
-        }
-        # A reply moved under another parent is re-linked by _resolve_parents.
-        values["parent_id"] = case(
-            (t.c.parent_key.is_distinct_from(excluded.parent_key), None), else_=t.c.parent_id
-        )
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[t.c.source_id, t.c.external_key],
-            set_=values,
-            where=t.c.fingerprint.is_distinct_from(excluded.fingerprint),
-        )
-        conn.execute(stmt, rows)
+        concurrent writer that stored the same version first is not overwritten for nothing.
+
+        The statement is compiled once and run through the driver's ``executemany``: past
+        validation, per-row type processing in SQLAlchemy was a third of the time on SQLite.
+        """
+        sql, names = self._upsert_sql()
+        params: list[Any] = rows
+        if self.db.dialect == "sqlite":
+            times = [i for i, name in enumerate(names) if name in _TIMES]
+            formatted: dict[datetime, str | None] = {}  # collected_at/updated_at repeat per batch
+            params = []
+            for row in rows:
+                values = [row[name] for name in names]
+                for i in times:
+                    value = values[i]
+                    if value is not None:
+                        text = formatted.get(value)
+                        if text is None:
+                            text = formatted[value] = _sqlite_time(value)
+                        values[i] = text
+                params.append(tuple(values))
+        conn.exec_driver_sql(sql, params)
+
+    def _upsert_sql(self) -> tuple[str, list[str]]:
+        """The compiled upsert and the order of its parameters (for positional drivers)."""
+        if self._compiled is None:
+            t = self._table
+            insert = postgresql.insert if self.db.dialect == "postgresql" else sqlite.insert
+            stmt = insert(t).values({c: bindparam(c) for c in _ROW_COLUMNS})
+            excluded = stmt.excluded
+            values: dict[str, Any] = {
+                c: excluded[c] for c in (*_COMPARED, "fingerprint", "updated_at", "crawl_run_id")
+            }
+            # A reply moved under another parent is re-linked by _resolve_parents.
+            values["parent_id"] = case(
+                (t.c.parent_key.is_distinct_from(excluded.parent_key), null()), else_=t.c.parent_id
+            )
+            stmt = stmt.on_conflict_do_update(
+                index_elements=[t.c.source_id, t.c.external_key],
+                set_=values,
+                where=t.c.fingerprint.is_distinct_from(excluded.fingerprint),
+            )
+            compiled = stmt.compile(dialect=self.db.engine.dialect)
+            names = list(compiled.positiontup or [])
+            assert set(names) <= set(_ROW_COLUMNS), names
+            self._compiled = (compiled.string, names)
+        return self._compiled
 
     def _resolve_parents(self, conn: Connection, source_ids: set[int]) -> None:
         """Link replies to their parent, in the same source, once both are stored."""

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from pydantic import ValidationError
 from sqlalchemy import func, select
 
 from earful.pipeline.config import Config
 from earful.pipeline.db import Database
 from earful.pipeline.errors import ConfigError
-from earful.pipeline.schema import Brand, Mention, Source
+from earful.pipeline.schema import Brand, Mention, Source, UTCDateTime
 from earful.pipeline.store import (
     MentionIn,
     MentionStore,
+    _sqlite_time,
     content_hash,
     normalise_rating,
     pseudonymise,
@@ -216,3 +219,15 @@ def test_sources_dropped_from_config_are_disabled_not_deleted(
         blog = session.scalars(select(Source).where(Source.name == "blog")).one()
     assert blog.enabled is False
     assert count(db) == 1
+
+
+def test_times_written_by_the_fast_path_match_the_orm_format(tmp_path: Path) -> None:
+    """The upsert bypasses SQLAlchemy's type processing; its SQLite time text must be the
+    dialect's own, or comparisons and ordering against ORM-written rows would break."""
+    db = Database(f"sqlite:///{tmp_path / 'times.sqlite3'}")
+    db.upgrade()
+    with db.engine.begin() as conn:
+        # The bound value goes through UTCDateTime and the dialect's DATETIME processor.
+        orm_text = conn.scalar(sa.select(sa.cast(sa.literal(WHEN, UTCDateTime()), sa.String)))
+    assert _sqlite_time(WHEN.replace(microsecond=120)) == "2026-11-02 14:05:00.000120"
+    assert orm_text == _sqlite_time(WHEN)

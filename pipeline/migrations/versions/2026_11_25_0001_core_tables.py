@@ -161,7 +161,13 @@ def upgrade() -> None:
     with op.batch_alter_table("mention", schema=None) as batch_op:
         batch_op.create_index("ix_mention_brand_published", ["brand_id", "published_at"], unique=False)
         batch_op.create_index(batch_op.f("ix_mention_content_hash"), ["content_hash"], unique=False)
-        batch_op.create_index(batch_op.f("ix_mention_parent_id"), ["parent_id"], unique=False)
+        batch_op.create_index(
+            "ix_mention_parent_id",
+            ["parent_id"],
+            unique=False,
+            sqlite_where=sa.text("parent_id IS NOT NULL"),
+            postgresql_where=sa.text("parent_id IS NOT NULL"),
+        )
         batch_op.create_index(
             "ix_mention_orphans",
             ["source_id"],
@@ -174,7 +180,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.batch_alter_table("mention", schema=None) as batch_op:
         batch_op.drop_index("ix_mention_orphans")
-        batch_op.drop_index(batch_op.f("ix_mention_parent_id"))
+        batch_op.drop_index("ix_mention_parent_id")
         batch_op.drop_index(batch_op.f("ix_mention_content_hash"))
         batch_op.drop_index("ix_mention_brand_published")
     op.drop_table("mention")
