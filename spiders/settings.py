@@ -1,0 +1,57 @@
+"""Scrapy settings for Earful's crawls: politeness is data, set here explicitly.
+
+A crawl reads these through :func:`earful.spiders.runner.crawl_settings`, which adds the per-run
+values (the database, the source, the HTTP cache switch). Change politeness here, not in a
+spider: every site gets the same manners.
+"""
+
+from __future__ import annotations
+
+from earful.pipeline import __version__
+
+BOT_NAME = "earful"
+SPIDER_MODULES = ["earful.spiders"]
+
+# Say who we are and where to read about it.
+USER_AGENT = f"Earful/{__version__} (+https://github.com/earful/earful; word-of-mouth monitor)"
+
+# Scrapy's default is not to obey robots.txt; we always do.
+ROBOTSTXT_OBEY = True
+
+# One site at a time gets at most two requests in flight; AutoThrottle adapts the delay to
+# how fast the site answers, starting cautiously.
+CONCURRENT_REQUESTS = 16
+CONCURRENT_REQUESTS_PER_DOMAIN = 2
+DOWNLOAD_DELAY = 1.0
+AUTOTHROTTLE_ENABLED = True
+AUTOTHROTTLE_START_DELAY = 2.0
+AUTOTHROTTLE_MAX_DELAY = 30.0
+AUTOTHROTTLE_TARGET_CONCURRENCY = 1.0
+
+# Retries with Scrapy's backoff for 5xx, 429 and dropped connections.
+RETRY_ENABLED = True
+RETRY_TIMES = 3
+RETRY_HTTP_CODES = [500, 502, 503, 504, 522, 524, 408, 429]
+
+DOWNLOAD_TIMEOUT = 30
+# Pages larger than this are not downloaded (a warning is logged at half of it).
+DOWNLOAD_MAXSIZE = 20 * 1024 * 1024
+DOWNLOAD_WARNSIZE = 10 * 1024 * 1024
+REDIRECT_MAX_TIMES = 10
+
+# Development: `earful crawl --cache` keeps responses in .earful-httpcache/ and replays them.
+HTTPCACHE_ENABLED = False
+HTTPCACHE_DIR = ".earful-httpcache"
+HTTPCACHE_EXPIRATION_SECS = 0
+
+ITEM_PIPELINES = {
+    "earful.spiders.pipelines.ValidatePipeline": 100,
+    "earful.spiders.pipelines.NormalisePipeline": 200,
+    "earful.spiders.pipelines.AttributePipeline": 300,
+    "earful.spiders.pipelines.StorePipeline": 900,
+}
+
+TELNETCONSOLE_ENABLED = False
+LOG_LEVEL = "INFO"
+REQUEST_FINGERPRINTER_IMPLEMENTATION = "2.7"
+FEED_EXPORT_ENCODING = "utf-8"
