@@ -378,6 +378,126 @@ def sources_list(ctx: click.Context, as_json: bool) -> None:
     console.print(table)
 
 
+# ---------------------------------------------------------------------------- crawl
+
+
+@cli.command()
+@click.argument("sources", nargs=-1)
+@click.option("--cache", is_flag=True, help="Keep and replay HTTP responses (development).")
+@click.option("--timeout", type=float, help="Give up on a source after this many seconds.")
+@click.option(
+    "--log", "log_file", type=click.Path(dir_okay=False), help="Append the crawlers' logs to this file."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per source instead of a table.")
+@click.pass_context
+def crawl(
+    ctx: click.Context,
+    sources: tuple[str, ...],
+    cache: bool,
+    timeout: float | None,
+    log_file: str | None,
+    as_json: bool,
+) -> None:
+    """Crawl SOURCES (default: every enabled source), each in its own process.
+
+    Prints each source's counts as it finishes and a summary table at the end; exits with
+    status 1 when a source failed (`earful status` shows its history).
+    """
+    from earful.pipeline.crawl import crawl_source, enabled_sources
+
+    state = _state(ctx)
+    state.database()  # checks the revision and syncs the config first
+    names = enabled_sources(state.config, list(sources))
+    if not names:
+        click.echo("No enabled sources to crawl; add some to the config (`earful sources list`).")
+        return
+    settings = {"HTTPCACHE_ENABLED": True} if cache else None
+    outcomes = []
+    for i, name in enumerate(names, start=1):
+        with err_console.status(f"[{i}/{len(names)}] crawling {name} ..."):
+            outcome = crawl_source(
+                state.config, name, settings=settings, timeout_s=timeout, log_file=log_file
+            )
+        outcomes.append(outcome)
+        if as_json:
+            click.echo(json.dumps(_jsonable(outcome)))
+        else:
+            click.echo(
+                f"[{i}/{len(names)}] {name}: {outcome.status} in {outcome.seconds:.1f} s, "
+                f"{outcome.pages} pages, "
+                f"{outcome.new} new, {outcome.updated} updated, {outcome.unchanged} unchanged, "
+                f"{outcome.dropped} dropped" + (f" ({outcome.message})" if outcome.message else "")
+            )
+    if not as_json:
+        table = Table(title="Crawl summary")
+        numbers = ("pages", "seen", "new", "updated", "unchanged", "dropped", "errors", "seconds")
+        for column in ("source", "status", *numbers):
+            table.add_column(column, justify="right" if column in numbers else "left")
+        for o in outcomes:
+            values = [o.pages, o.seen, o.new, o.updated, o.unchanged, o.dropped, o.errors]
+            status_text = o.status if o.status == "succeeded" else f"[red]{o.status}[/red]"
+            table.add_row(o.source, status_text, *(f"{v:,}" for v in values), f"{o.seconds:.1f}")
+        console.print(table)
+    if any(o.status != "succeeded" for o in outcomes):
+        ctx.exit(1)
+
+
+@cli.command("spider-test")
+@click.argument("args", nargs=-1, required=True)
+@click.option("--auto", is_flag=True, help="No source: try every built-in extractor on PAGE.")
+@click.option("--url", help="The page's URL, for links and keys [default: the source's first start URL].")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per mention.")
+@click.pass_context
+def spider_test(
+    ctx: click.Context, args: tuple[str, ...], auto: bool, url: str | None, as_json: bool
+) -> None:
+    """Show what a source's spider extracts from a saved page: `spider-test SOURCE PAGE.html`,
+    or `spider-test --auto PAGE.html` with every built-in extractor."""
+    from earful.spiders.check import extract_auto, extract_with_source
+
+    state = _state(ctx)
+    if auto:
+        if len(args) != 1:
+            raise click.UsageError(
+                "with --auto give just the saved page: earful spider-test --auto PAGE.html"
+            )
+        found = extract_auto(state.config, Path(args[0]), url)
+    else:
+        if len(args) != 2:
+            raise click.UsageError("give a source and a saved page: earful spider-test SOURCE PAGE.html")
+        found = extract_with_source(state.config, state.config.source(args[0]), Path(args[1]), url)
+    for item in found:
+        m = item.mention
+        record = {
+            "found_by": item.found_by,
+            "kind": m.kind if m else item.raw.kind,
+            "key": m.key() if m else item.raw.external_key,
+            "text": m.text if m else item.raw.text,
+            "author": m.author if m else item.raw.author,
+            "date": m.published_at.isoformat() if m and m.published_at else None,
+            "rating": m.rating if m else None,
+            "rating_scale": [m.rating_worst, m.rating_best] if m and m.rating is not None else None,
+            "parent": m.parent_key if m else item.raw.parent_key,
+            "brand_response": m.is_brand_response if m else item.raw.is_brand_response,
+            "language": m.language if m else None,
+            "problem": item.problem,
+        }
+        if as_json:
+            click.echo(json.dumps(record, ensure_ascii=False))
+        else:
+            text = (record["text"] or "").replace("\n", " ")
+            click.echo(
+                f"- [{record['found_by']}] {record['kind']} {record['key']} by {record['author'] or '-'} "
+                f"on {record['date'] or '-'}, rating "
+                f"{'-' if record['rating'] is None else record['rating']}"
+                + (f", reply to {record['parent']}" if record["parent"] else "")
+                + (f" ({record['problem']})" if record["problem"] else "")
+            )
+            click.echo(f"    {text[:200]}{'...' if len(text) > 200 else ''}")
+    if not as_json:
+        click.echo(f"{len(found)} mention(s) found.")
+
+
 # ----------------------------------------------------------------------------- demo
 
 

@@ -1,0 +1,122 @@
+"""Runs one source's crawl in this process; :mod:`earful.pipeline.crawl` starts it as a child.
+
+Twisted's reactor cannot be restarted, so a process can run only one Scrapy crawl. Earful
+therefore crawls each source in a child process (``python -m earful.spiders.runner``): the
+CLI, the tests and Airflow's ``dag.test`` (which runs every task in one process) can crawl as
+often as they like. The child records the run's counts in its ``crawl_run`` row when it ends.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+from earful.pipeline.config import Config, load_config
+
+logger = logging.getLogger(__name__)
+
+
+def crawl_settings(config: Config, run_id: int | None, overrides: dict[str, Any] | None = None) -> Any:
+    from scrapy.settings import Settings
+
+    from earful.spiders import settings as defaults
+
+    settings = Settings()
+    settings.setmodule(defaults, priority="project")
+    settings.update(overrides or {}, priority="cmdline")
+    settings.set("EARFUL_CONFIG", config, priority="cmdline")
+    settings.set("EARFUL_RUN_ID", run_id, priority="cmdline")
+    return settings
+
+
+def run_counts(stats: dict[str, Any]) -> dict[str, Any]:
+    """What a crawl's Scrapy stats say, in crawl_run's terms."""
+    dropped_reasons = {k.split("/", 2)[2]: v for k, v in stats.items() if k.startswith("earful/dropped/")}
+    dropped = int(stats.get("item_dropped_count", 0)) + int(stats.get("earful/rejected", 0))
+    scraped = int(stats.get("item_scraped_count", 0)) - int(stats.get("earful/rejected", 0))
+    return {
+        "pages": int(stats.get("response_received_count", 0)),
+        "items_seen": scraped + dropped,
+        "items_new": int(stats.get("earful/new", 0)),
+        "items_updated": int(stats.get("earful/updated", 0)),
+        "items_unchanged": int(stats.get("earful/unchanged", 0)),
+        "items_dropped": dropped,
+        "errors": int(stats.get("log_count/ERROR", 0)),
+        "stats": {
+            "finish_reason": stats.get("finish_reason"),
+            "dropped": dropped_reasons,
+            "notes": {k.split("/", 2)[2]: v for k, v in stats.items() if k.startswith("earful/notes/")},
+            "requests": int(stats.get("downloader/request_count", 0)),
+            "robots_forbidden": int(stats.get("robotstxt/forbidden", 0)),
+            "retries": int(stats.get("retry/count", 0)),
+            "stopped_at_known_page": int(stats.get("earful/stopped_at_known_page", 0)),
+        },
+    }
+
+
+def finish_run(config: Config, run_id: int, counts: dict[str, Any], status: str, message: str | None) -> None:
+    from earful.pipeline.db import Database
+    from earful.pipeline.schema import CrawlRun
+
+    db = Database(config.database.url, busy_timeout_s=config.database.busy_timeout_s)
+    try:
+        with db.session() as session:
+            run = session.get(CrawlRun, run_id)
+            if run is None:
+                return
+            for key, value in counts.items():
+                setattr(run, key, value)
+            run.status = status
+            run.message = message
+            run.finished_at = datetime.now(UTC)
+    finally:
+        db.dispose()
+
+
+def run(config: Config, source_name: str, run_id: int, overrides: dict[str, Any] | None = None) -> str:
+    """Crawl one source here and now; returns the run's status."""
+    from scrapy.crawler import CrawlerProcess
+
+    from earful.spiders.registry import spider_class, spider_name
+
+    source = config.source(source_name)
+    process = CrawlerProcess(crawl_settings(config, run_id, overrides), install_root_handler=True)
+    crawler = process.create_crawler(spider_class(spider_name(source)))
+    process.crawl(crawler, source=source)
+    process.start()
+    assert crawler.stats is not None
+    stats = crawler.stats.get_stats()
+    counts = run_counts(stats)
+    finished = stats.get("finish_reason") == "finished"
+    failed = not finished or (counts["pages"] == 0 and counts["errors"] > 0)
+    status = "failed" if failed else "succeeded"
+    message = None
+    if failed:
+        message = (
+            f"finish reason {stats.get('finish_reason')}; {counts['errors']} errors; {counts['pages']} pages"
+        )
+    elif counts["errors"]:
+        message = f"{counts['errors']} errors (see the crawl log)"
+    finish_run(config, run_id, counts, status, message)
+    return status
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m earful.spiders.runner", description=__doc__)
+    parser.add_argument("--config")
+    parser.add_argument("--source", required=True)
+    parser.add_argument("--run-id", type=int, required=True)
+    parser.add_argument("--settings", default="{}", help="Scrapy settings to override, as JSON")
+    args = parser.parse_args(argv)
+    config = load_config(args.config)
+    status = run(config, args.source, args.run_id, json.loads(args.settings))
+    return 0 if status == "succeeded" else 1
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO)
+    sys.exit(main())
