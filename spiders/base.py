@@ -98,19 +98,24 @@ class EarfulSpider(scrapy.Spider):
 
     def follow(self, response: TextResponse, mentions: list[Mention]) -> Iterator[scrapy.Request]:
         """The next listing page, unless this page only held mentions we already have."""
-        if self.incremental and mentions and self.all_known(mentions):
-            assert self.crawler.stats is not None
-            self.crawler.stats.inc_value("earful/stopped_at_known_page")
-            logger.info(
-                "%s: every mention on %s is stored already; not paginating further",
-                self.source.name,
-                response.url,
-            )
+        if self.stop_here(mentions, response.url):
             return
         next_url = self.next_page(response)
         if next_url and self.pages_followed < self.max_pages:
             self.pages_followed += 1
             yield response.follow(next_url, callback=self.parse)
+
+    def stop_here(self, mentions: list[Mention], url: str) -> bool:
+        """True when an incremental crawl should not paginate past this page: it held
+        mentions, and every one of them is stored already."""
+        if not (self.incremental and mentions and self.all_known(mentions)):
+            return False
+        assert self.crawler.stats is not None
+        self.crawler.stats.inc_value("earful/stopped_at_known_page")
+        logger.info(
+            "%s: every mention on %s is stored already; not paginating further", self.source.name, url
+        )
+        return True
 
     def next_page(self, response: TextResponse) -> str | None:
         selector = self.options.get("next_page")

@@ -62,9 +62,7 @@ class HackerNewsSpider(EarfulSpider):
         yield from mentions
         page = int(kwargs.get("page", 0))
         pages = int(data.get("nbPages", 0) or 0)
-        if page + 1 < min(pages, self.max_pages) and not (
-            self.incremental and mentions and self.all_known(mentions)
-        ):
+        if page + 1 < min(pages, self.max_pages) and not self.stop_here(mentions, response.url):
             query = kwargs["query"]
             yield scrapy.Request(
                 self.page_url(query, page + 1),
