@@ -118,6 +118,20 @@ class Source(_Model):
             )
         return value
 
+    @model_validator(mode="after")
+    def _declarative_needs_selectors(self) -> Source:
+        if self.spider == "declarative":
+            missing = [
+                k for k in ("item", "text") if not isinstance(self.options.get(k), str) or not self.options[k]
+            ]
+            if missing:
+                raise ValueError(
+                    "a declarative source needs selectors in options: "
+                    + ", ".join(f"options.{k}" for k in missing)
+                    + " (CSS, or xpath:...)"
+                )
+        return self
+
     @field_validator("schedule")
     @classmethod
     def _valid_schedule(cls, value: str | None) -> str | None:

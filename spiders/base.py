@@ -64,8 +64,17 @@ class EarfulSpider(scrapy.Spider):
         config: Config = crawler.settings["EARFUL_CONFIG"]
         source: SourceConfig = kwargs.pop("source")
         if "known_keys" not in kwargs:
-            kwargs["known_keys"] = stored_keys(config, source.name)
+            kwargs["known_keys"], finished = stored_keys(
+                config, source.name, crawler.settings.get("EARFUL_RUN_ID")
+            )
+        else:
+            finished = True
         spider = cls(source, config, *args, **kwargs)
+        if spider.incremental and not finished:
+            # The last crawl stopped halfway: pages past the first known one may never have
+            # been read, so this crawl reads them all once more.
+            spider.incremental = False
+            logger.info("%s: the last crawl did not finish; reading every page this time", source.name)
         spider._set_crawler(crawler)
         return spider
 
@@ -139,11 +148,12 @@ class EarfulSpider(scrapy.Spider):
         return True
 
 
-def stored_keys(config: Config, source: str) -> set[str]:
-    """External keys already stored for a source: what an incremental crawl may skip."""
+def stored_keys(config: Config, source: str, current_run: int | None = None) -> tuple[set[str], bool]:
+    """External keys already stored for a source (what an incremental crawl may skip), and
+    whether the source's previous crawl finished."""
     from earful.pipeline.db import Database
+    from earful.pipeline.schema import CrawlRun, Source
     from earful.pipeline.schema import Mention as MentionRow
-    from earful.pipeline.schema import Source
 
     db = Database(config.database.url, busy_timeout_s=config.database.busy_timeout_s)
     try:
@@ -153,6 +163,14 @@ def stored_keys(config: Config, source: str) -> set[str]:
                 .join(Source, Source.id == MentionRow.source_id)
                 .where(Source.name == source)
             )
-            return set(session.scalars(query))
+            keys = set(session.scalars(query))
+            last = session.scalars(
+                select(CrawlRun.status)
+                .join(Source, Source.id == CrawlRun.source_id)
+                .where(Source.name == source, CrawlRun.kind == "crawl", CrawlRun.id != (current_run or -1))
+                .order_by(CrawlRun.id.desc())
+                .limit(1)
+            ).first()
+            return keys, last in (None, "succeeded")
     finally:
         db.dispose()

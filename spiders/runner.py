@@ -39,7 +39,7 @@ def run_counts(stats: dict[str, Any]) -> dict[str, Any]:
     dropped = int(stats.get("item_dropped_count", 0)) + int(stats.get("earful/rejected", 0))
     scraped = int(stats.get("item_scraped_count", 0)) - int(stats.get("earful/rejected", 0))
     return {
-        "pages": int(stats.get("response_received_count", 0)),
+        "pages": int(stats.get("response_received_count", 0)) - int(stats.get("robotstxt/response_count", 0)),
         "items_seen": scraped + dropped,
         "items_new": int(stats.get("earful/new", 0)),
         "items_updated": int(stats.get("earful/updated", 0)),

@@ -3,7 +3,7 @@
 Like scrapy's tests/mockserver, it simulates bad days on purpose:
 
 * ``/robots.txt`` disallows ``/private/`` (a crawl must never fetch it);
-* ``/flaky/<name>`` answers 500 the first time and the file ``<name>`` afterwards;
+* ``/flaky/<name>?<anything>`` answers 500 the first time and the file ``<name>`` afterwards;
 * ``/loop/a`` and ``/loop/b`` redirect to each other forever;
 * ``/big.html`` is a 5 MB page with a review buried at its end;
 * ``/cp1252.html`` is cp1252 bytes declared as UTF-8;
@@ -77,9 +77,9 @@ class Handler(BaseHTTPRequestHandler):
             return None
         if path.startswith("/flaky/"):
             name = path[len("/flaky/") :]
-            with self.server.lock:
-                first = name not in self.server.flaky_seen
-                self.server.flaky_seen.add(name)
+            with self.server.lock:  # the query string tells apart tests sharing the server
+                first = self.path not in self.server.flaky_seen
+                self.server.flaky_seen.add(self.path)
             if first:
                 return self.send_body(500, b"<h1>Internal Server Error</h1>", "text/html")
             path = "/" + name

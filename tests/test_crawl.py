@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from site_server import SiteServer, serve
 
 from earful.pipeline.config import Config, load_config_text
 from earful.pipeline.crawl import crawl_source
 from earful.pipeline.db import Database
 from earful.pipeline.schema import Mention, Source
-from site_server import SiteServer, serve
 
 FAST = {"AUTOTHROTTLE_ENABLED": False, "DOWNLOAD_DELAY": 0, "RETRY_TIMES": 2, "LOG_LEVEL": "INFO"}
 
@@ -135,3 +135,139 @@ def test_hacker_news_search_keeps_comments_that_name_a_brand(
     again = crawl_source(config, "hn", settings=FAST)
     assert (again.new, again.unchanged) == (0, 2)  # stopped after the first, known page
     assert again.stats["stopped_at_known_page"] == 1
+
+
+def write_forum(root: Path, pages: int, per_page: int = 5) -> None:
+    """A generated forum (same markup as tests/data/site/forum) of many pages, newest first."""
+    forum = root / "forum"
+    forum.mkdir(parents=True, exist_ok=True)
+    template = (Path(__file__).parent / "data" / "site" / "forum" / "page-1.html").read_text(encoding="utf-8")
+    head, rest = template.split('<div class="posts">', 1)
+    tail = rest.split("</div>\n<nav", 1)[1]
+    for page in range(1, pages + 1):
+        posts = []
+        for i in range(per_page):
+            n = 100_000 - (page * per_page + i)
+            posts.append(
+                f'<article class="post" id="p-{n}"><aside class="post-user"><span class="user-name">user{n % 37}'
+                f'</span></aside><div class="post-head"><span class="post-date">{1 + n % 28:02d}.03.2026 10:{n % 60:02d}'
+                f'</span> <span class="stars" data-value="{1 + n % 5}">*</span></div><div class="post-body"><p>Acme'
+                f" Beitrag {n}: der Kocher ist {'gut' if n % 3 else 'schlecht'}.</p></div></article>"
+            )
+        nav = f'<a class="next" href="page-{page + 1}.html">»</a>' if page < pages else ""
+        body = head + '<div class="posts">' + "".join(posts) + "</div>\n<nav" + tail.split("</nav>", 1)[1]
+        body = body.replace("<main", f'<nav class="pager">{nav}</nav><main', 1)
+        (forum / f"page-{page}.html").write_text(body, encoding="utf-8")
+
+
+FORUM_SOURCE = """  - name: forum
+    kind: reviews
+    spider: declarative
+    brand: Acme
+    start_urls: ['{url}/forum/page-1.html']
+    options:
+      item: article.post
+      text: .post-body
+      author: .user-name::text
+      date: .post-date::text
+      date_format: "%d.%m.%Y %H:%M"
+      rating: .stars::attr(data-value)
+      key: "::attr(id)"
+      next_page: a.next::attr(href)
+"""
+
+
+@pytest.fixture
+def big_forum(tmp_path: Path) -> Iterator[SiteServer]:
+    root = tmp_path / "site"
+    write_forum(root, pages=60)
+    (root / "robots.txt").write_text("User-agent: *\nDisallow: /private/\n")
+    with serve(root) as server:
+        yield server
+
+
+def snapshot(db_url: str, source: str) -> list[tuple[Any, ...]]:
+    return [tuple(m.values()) for m in mentions(db_url, source)]
+
+
+@pytest.mark.usefixtures("env")
+def test_crawl_killed_halfway_then_rerun_ends_like_one_clean_crawl(
+    db: Database, db_url: str, tmp_path: Path, big_forum: SiteServer
+) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    config = site_config(tmp_path, db_url, FORUM_SOURCE.format(url=big_forum.url))
+    slow = {**FAST, "DOWNLOAD_DELAY": 0.05, "EARFUL_STORE_BATCH": 10}
+    code = (
+        "from earful.pipeline.config import load_config;"
+        "from earful.pipeline.crawl import crawl_source;"
+        f"crawl_source(load_config({str(config.path)!r}), 'forum', settings={slow!r})"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], start_new_session=True)
+    deadline = time.monotonic() + 90
+    while len(mentions(db_url, "forum")) < 40 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    partial = len(mentions(db_url, "forum"))
+    assert 0 < partial < 300, "the crawl was not interrupted halfway"
+
+    again = crawl_source(config, "forum", settings=FAST)
+    assert again.status == "succeeded"
+    assert again.stats["stopped_at_known_page"] == 0  # the killed run forces a full re-read
+
+    clean_url = f"sqlite:///{tmp_path / 'clean.sqlite3'}"
+    Database(clean_url).upgrade()
+    clean_dir = tmp_path / "clean"
+    clean_dir.mkdir()
+    clean = site_config(clean_dir, clean_url, FORUM_SOURCE.format(url=big_forum.url))
+    assert crawl_source(clean, "forum", settings=FAST).new == 300
+    assert snapshot(db_url, "forum") == snapshot(clean_url, "forum")
+
+
+@pytest.mark.usefixtures("env")
+def test_recrawl_of_unchanged_site_fetches_a_fraction_of_the_pages(
+    db: Database, db_url: str, tmp_path: Path, big_forum: SiteServer
+) -> None:
+    config = site_config(tmp_path, db_url, FORUM_SOURCE.format(url=big_forum.url))
+    first = crawl_source(config, "forum", settings=FAST)
+    before = len(big_forum.paths())
+    second = crawl_source(config, "forum", settings=FAST)
+    fetched = len(big_forum.paths()) - before
+    assert (first.pages, first.new) == (60, 300)
+    assert (second.new, second.updated) == (0, 0)
+    assert fetched <= 2  # robots.txt and the first page
+    assert second.pages == 1
+
+
+@pytest.mark.usefixtures("env")
+def test_flaky_page_is_retried_and_a_redirect_loop_does_not_stop_the_crawl(
+    db: Database, db_url: str, tmp_path: Path, site: SiteServer
+) -> None:
+    source = FORUM_SOURCE.format(url=site.url).replace(
+        f"start_urls: ['{site.url}/forum/page-1.html']",
+        f"start_urls: ['{site.url}/loop/a', '{site.url}/flaky/forum/page-1.html?{tmp_path.name}']",
+    )
+    config = site_config(tmp_path, db_url, source)
+    outcome = crawl_source(config, "forum", settings=FAST)
+    assert outcome.status == "succeeded", outcome.message
+    assert outcome.new == 4
+    assert outcome.stats["retries"] >= 1
+
+
+@pytest.mark.usefixtures("env")
+def test_status_flags_a_source_whose_last_three_crawls_stored_nothing(
+    db: Database, db_url: str, tmp_path: Path, site: SiteServer
+) -> None:
+    from earful.pipeline.status import source_statuses
+
+    source = FORUM_SOURCE.format(url=site.url).replace("/forum/page-1.html", "/forum/moved-away.html")
+    config = site_config(tmp_path, db_url, source)
+    for _ in range(3):
+        crawl_source(config, "forum", settings=FAST)
+    (status,) = source_statuses(db)
+    assert status.problem == "last 3 crawls stored no mentions"
