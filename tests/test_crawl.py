@@ -149,10 +149,11 @@ def write_forum(root: Path, pages: int, per_page: int = 5) -> None:
         for i in range(per_page):
             n = 100_000 - (page * per_page + i)
             posts.append(
-                f'<article class="post" id="p-{n}"><aside class="post-user"><span class="user-name">user{n % 37}'
-                f'</span></aside><div class="post-head"><span class="post-date">{1 + n % 28:02d}.03.2026 10:{n % 60:02d}'
-                f'</span> <span class="stars" data-value="{1 + n % 5}">*</span></div><div class="post-body"><p>Acme'
-                f" Beitrag {n}: der Kocher ist {'gut' if n % 3 else 'schlecht'}.</p></div></article>"
+                f'<article class="post" id="p-{n}"><aside class="post-user">'
+                f'<span class="user-name">user{n % 37}</span></aside><div class="post-head">'
+                f'<span class="post-date">{1 + n % 28:02d}.03.2026 10:{n % 60:02d}</span> '
+                f'<span class="stars" data-value="{1 + n % 5}">*</span></div><div class="post-body">'
+                f"<p>Acme Beitrag {n}: der Kocher ist {'gut' if n % 3 else 'schlecht'}.</p></div></article>"
             )
         nav = f'<a class="next" href="page-{page + 1}.html">»</a>' if page < pages else ""
         body = head + '<div class="posts">' + "".join(posts) + "</div>\n<nav" + tail.split("</nav>", 1)[1]
