@@ -44,7 +44,7 @@ class Mention:
     parent_key: str | None = None
     brand: str | None = None
     is_brand_response: bool = False
-    # Which extractor found it (jsonld, microdata, rdfa, wordpress, h-entry, rss, atom, ...).
+    # Which extractor found it (json-ld, microdata, rdfa, wordpress, h-entry, rss, atom, ...).
     found_by: str | None = None
 
 
