@@ -226,7 +226,8 @@ class MentionIn(BaseModel):
         return self
 
     def key(self) -> str:
-        return self.external_key or derived_key(self.url, self.author, self.published_at, self.text)
+        # Not the URL: the same review shows on page 1 today and on page 2 tomorrow.
+        return self.external_key or derived_key(self.author, self.published_at, self.text)
 
 
 @dataclass

@@ -15,8 +15,13 @@ SPIDER_MODULES = ["earful.spiders"]
 # Say who we are and where to read about it.
 USER_AGENT = f"Earful/{__version__} (+https://github.com/earful/earful; word-of-mouth monitor)"
 
-# Scrapy's default is not to obey robots.txt; we always do.
+# Scrapy's default is not to obey robots.txt; we always do, with a middleware that fixes
+# Scrapy 2.19 letting concurrent first requests to a site past robots.txt (see middlewares.py).
 ROBOTSTXT_OBEY = True
+DOWNLOADER_MIDDLEWARES = {
+    "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware": None,
+    "earful.spiders.middlewares.RobotsTxtMiddleware": 100,
+}
 
 # One site at a time gets at most two requests in flight; AutoThrottle adapts the delay to
 # how fast the site answers, starting cautiously.

@@ -5,7 +5,7 @@ Like scrapy's tests/mockserver, it simulates bad days on purpose:
 * ``/robots.txt`` disallows ``/private/`` (a crawl must never fetch it);
 * ``/flaky/<name>?<anything>`` answers 500 the first time and the file ``<name>`` afterwards;
 * ``/loop/a`` and ``/loop/b`` redirect to each other forever;
-* ``/big.html`` is a 5 MB page with a review buried at its end;
+* ``/big.html`` is product-jsonld.html grown to 5 MB;
 * ``/cp1252.html`` is cp1252 bytes declared as UTF-8;
 * ``/api/hn?...`` serves saved Hacker News search responses by ``page``.
 
@@ -85,8 +85,9 @@ class Handler(BaseHTTPRequestHandler):
             path = "/" + name
         if path == "/big.html":
             filler = b"<div class='filler'><p>" + b"lorem ipsum " * 40 + b"</p></div>\n"
-            review = (SITE / "reviews" / "product-jsonld.html").read_bytes()
-            body = b"<html><body>" + filler * (5 * 1024 * 1024 // len(filler)) + b"</body></html>" + review
+            page = (SITE / "reviews" / "product-jsonld.html").read_bytes()
+            bulk = filler * (5 * 1024 * 1024 // len(filler))
+            body = page.replace(b"</body>", bulk + b"</body>", 1)  # 5 MB of markup before the end
             return self.send_body(200, body, "text/html; charset=utf-8")
         if path == "/cp1252.html":
             html = (
@@ -106,6 +107,8 @@ class Handler(BaseHTTPRequestHandler):
         file = (self.server.root / path.lstrip("/")).resolve()
         if path.endswith("/"):
             file = file / "index.html"
+        if parts.query.startswith("page="):  # listing.html?page=2 -> listing.page-2.html
+            file = file.with_name(f"{file.stem}.page-{parts.query[5:]}{file.suffix}")
         if not file.is_relative_to(self.server.root) or not file.is_file():
             return self.send_body(404, b"<h1>Not Found</h1>", "text/html")
         return self.send_body(200, file.read_bytes(), TYPES.get(file.suffix, "application/octet-stream"))

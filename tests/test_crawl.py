@@ -272,3 +272,42 @@ def test_status_flags_a_source_whose_last_three_crawls_stored_nothing(
         crawl_source(config, "forum", settings=FAST)
     (status,) = source_statuses(db)
     assert status.problem == "last 3 crawls stored no mentions"
+
+
+REVIEW_PAGES = ["product-jsonld", "restaurant-microdata", "book-rdfa", "no-date-and-bad-rating"]
+
+
+@pytest.mark.usefixtures("env")
+def test_review_pages_in_every_syntax_and_hostile_pages(
+    db: Database, db_url: str, tmp_path: Path, site: SiteServer
+) -> None:
+    urls = [f"{site.url}/reviews/listing-1.html"] + [f"{site.url}/reviews/{p}.html" for p in REVIEW_PAGES]
+    urls += [f"{site.url}/big.html", f"{site.url}/cp1252.html", f"{site.url}/private/secret.html"]
+    config = site_config(
+        tmp_path,
+        db_url,
+        f"  - name: shop\n    kind: reviews\n    brand: Acme\n    start_urls: {urls!r}\n",
+    )
+    first = crawl_source(config, "shop", settings=FAST)
+    assert first.status == "succeeded", first.message
+    # 9 on the three listing pages, 3 + 3 + 2 + 2 on the others, 1 in cp1252; the 5 MB page
+    # repeats product-jsonld's reviews (same keys); the restaurant's page 2 is missing (404).
+    assert (first.pages, first.new, first.unchanged, first.dropped) == (10, 20, 3, 1)
+    assert first.stats["dropped"] == {"no text": 1}
+    assert first.stats["notes"] == {"rating off its scale": 1}
+    assert first.stats["robots_forbidden"] == 1
+    assert not any(p.startswith("/private/") for p in site.paths())
+
+    stored = {m["text"]: m for m in mentions(db_url, "shop")}
+    assert len(stored) == 20
+    hoodie = stored["Warm & light, the fit is très élégant. Sleeves run long."]
+    assert (hoodie["rating"], hoodie["language"]) == (0.75, "en")
+    assert all("<script" not in text and "&amp;" not in text for text in stored)
+    assert stored["Seven stars if I could!"]["rating"] is None
+    assert stored["Fixed our boiler on a Sunday morning. Fair price, tidy work."]["published_at"] is None
+    assert "Très bon café, prix correct – merci!" in stored
+
+    second = crawl_source(config, "shop", settings=FAST)
+    assert (second.new, second.updated) == (0, 0)
+    assert second.pages == 7  # both listings stop at their first, known page
+    assert len(mentions(db_url, "shop")) == 20
