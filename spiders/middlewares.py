@@ -5,8 +5,9 @@ while a site's robots.txt is still downloading waits on one shared Deferred thro
 ``Deferred.asFuture``, whose callback returns ``None``; so only the first waiter receives the
 parsed robots.txt and the others receive ``None``, which Scrapy reads as "no robots.txt,
 everything allowed". With several start URLs on one site, disallowed pages were fetched
-(seen in tests/test_crawl.py). Here each waiter gets its own Deferred, fed by a callback that
-passes the result on down the chain.
+(seen in tests/test_crawl.py). The regression came with scrapy/scrapy#6802, which replaced a
+per-waiter Deferred with ``await maybe_deferred_to_future(parser)``. Here each waiter gets its
+own Deferred again, fed by a callback that passes the result on down the chain.
 """
 
 from __future__ import annotations
