@@ -468,11 +468,12 @@ def spider_test(
         found = extract_with_source(state.config, state.config.source(args[0]), Path(args[1]), url)
     for item in found:
         m = item.mention
-        record = {
+        text = (m.text if m else item.raw.text) or ""
+        record: dict[str, Any] = {
             "found_by": item.found_by,
             "kind": m.kind if m else item.raw.kind,
             "key": m.key() if m else item.raw.external_key,
-            "text": m.text if m else item.raw.text,
+            "text": text,
             "author": m.author if m else item.raw.author,
             "date": m.published_at.isoformat() if m and m.published_at else None,
             "rating": m.rating if m else None,
@@ -485,7 +486,7 @@ def spider_test(
         if as_json:
             click.echo(json.dumps(record, ensure_ascii=False))
         else:
-            text = (record["text"] or "").replace("\n", " ")
+            text = text.replace("\n", " ")
             click.echo(
                 f"- [{record['found_by']}] {record['kind']} {record['key']} by {record['author'] or '-'} "
                 f"on {record['date'] or '-'}, rating "

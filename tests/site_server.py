@@ -85,9 +85,9 @@ class Handler(BaseHTTPRequestHandler):
             path = "/" + name
         if path == "/big.html":
             filler = b"<div class='filler'><p>" + b"lorem ipsum " * 40 + b"</p></div>\n"
-            page = (SITE / "reviews" / "product-jsonld.html").read_bytes()
+            product = (SITE / "reviews" / "product-jsonld.html").read_bytes()
             bulk = filler * (5 * 1024 * 1024 // len(filler))
-            body = page.replace(b"</body>", bulk + b"</body>", 1)  # 5 MB of markup before the end
+            body = product.replace(b"</body>", bulk + b"</body>", 1)  # 5 MB of markup before the end
             return self.send_body(200, body, "text/html; charset=utf-8")
         if path == "/cp1252.html":
             html = (
