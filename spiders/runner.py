@@ -54,6 +54,8 @@ def run_counts(stats: dict[str, Any]) -> dict[str, Any]:
             "robots_forbidden": int(stats.get("robotstxt/forbidden", 0)),
             "retries": int(stats.get("retry/count", 0)),
             "stopped_at_known_page": int(stats.get("earful/stopped_at_known_page", 0)),
+            "feed_errors": int(stats.get("earful/feed_errors", 0)),
+            "api_errors": int(stats.get("earful/api_errors", 0)),
         },
     }
 

@@ -311,3 +311,55 @@ def test_review_pages_in_every_syntax_and_hostile_pages(
     assert (second.new, second.updated) == (0, 0)
     assert second.pages == 7  # both listings stop at their first, known page
     assert len(mentions(db_url, "shop")) == 20
+
+
+@pytest.mark.usefixtures("env")
+def test_wordpress_comments_with_nested_replies_and_brand_responses(
+    db: Database, db_url: str, tmp_path: Path, site: SiteServer
+) -> None:
+    config = site_config(
+        tmp_path,
+        db_url,
+        f"  - name: blog\n    kind: blog\n    brand: Acme\n    start_urls: ['{site.url}/blog/post-nested.html']\n",
+    )
+    outcome = crawl_source(config, "blog", settings=FAST)
+    assert outcome.status == "succeeded", outcome.message
+    assert outcome.new == 6
+    db_rows = Database(db_url)
+    try:
+        with db_rows.session() as session:
+            rows = {m.external_key: m for m in session.scalars(sa.select(Mention))}
+            by_id = {m.id: m.external_key for m in rows.values()}
+            parents = {k: by_id.get(m.parent_id) if m.parent_id else None for k, m in rows.items()}
+            responses = sorted(k for k, m in rows.items() if m.is_brand_response)
+    finally:
+        db_rows.dispose()
+    assert parents["comment-106"] == "comment-104"
+    assert sum(1 for p in parents.values() if p is None) < len(parents)
+    assert all(p is None or p in rows for p in parents.values())  # every parent link resolved
+    assert len(responses) == 2
+    assert all(m.kind == "comment" for m in rows.values())
+
+
+@pytest.mark.usefixtures("env")
+def test_comment_feeds_rss_atom_discovery_and_a_broken_feed(
+    db: Database, db_url: str, tmp_path: Path, site: SiteServer
+) -> None:
+    feeds = [
+        f"{site.url}/feeds/blog-rss.xml",
+        f"{site.url}/feeds/comments-atom.xml",
+        f"{site.url}/feeds/broken.xml",
+    ]
+    config = site_config(
+        tmp_path,
+        db_url,
+        f"  - name: feeds\n    kind: feed\n    brand: Acme\n    start_urls: {feeds!r}\n",
+    )
+    outcome = crawl_source(config, "feeds", settings=FAST)
+    assert outcome.status == "succeeded", outcome.message
+    assert "/feeds/comments-rss.xml" in site.paths()  # found through wfw:commentRss
+    stored = mentions(db_url, "feeds")
+    keys = {m["external_key"] for m in stored}
+    assert {f"comment-{n}" for n in (101, 102, 103, 104, 105, 106)} <= keys
+    assert any(m["parent_key"] for m in stored)
+    assert outcome.stats["feed_errors"] == 1  # broken.xml: what it held whole is kept, the rest noted
