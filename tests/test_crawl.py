@@ -320,7 +320,8 @@ def test_wordpress_comments_with_nested_replies_and_brand_responses(
     config = site_config(
         tmp_path,
         db_url,
-        f"  - name: blog\n    kind: blog\n    brand: Acme\n    start_urls: ['{site.url}/blog/post-nested.html']\n",
+        f"  - name: blog\n    kind: blog\n    brand: Acme\n"
+        f"    start_urls: ['{site.url}/blog/post-nested.html']\n",
     )
     outcome = crawl_source(config, "blog", settings=FAST)
     assert outcome.status == "succeeded", outcome.message
