@@ -453,6 +453,7 @@ def spider_test(
 ) -> None:
     """Show what a source's spider extracts from a saved page: `spider-test SOURCE PAGE.html`,
     or `spider-test --auto PAGE.html` with every built-in extractor."""
+    from earful.pipeline.store import normalise_rating
     from earful.spiders.check import extract_auto, extract_with_source
 
     state = _state(ctx)
@@ -476,7 +477,10 @@ def spider_test(
             "text": text,
             "author": m.author if m else item.raw.author,
             "date": m.published_at.isoformat() if m and m.published_at else None,
-            "rating": m.rating if m else None,
+            "rating": normalise_rating(m.rating, m.rating_worst or 1, m.rating_best or 5)
+            if m and m.rating is not None
+            else None,
+            "rating_raw": m.rating if m else None,
             "rating_scale": [m.rating_worst, m.rating_best] if m and m.rating is not None else None,
             "parent": m.parent_key if m else item.raw.parent_key,
             "brand_response": m.is_brand_response if m else item.raw.is_brand_response,

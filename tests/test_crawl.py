@@ -364,3 +364,82 @@ def test_comment_feeds_rss_atom_discovery_and_a_broken_feed(
     assert {f"comment-{n}" for n in (101, 102, 103, 104, 105, 106)} <= keys
     assert any(m["parent_key"] for m in stored)
     assert outcome.stats["feed_errors"] == 1  # broken.xml: what it held whole is kept, the rest noted
+
+
+@pytest.mark.usefixtures("env")
+def test_earful_crawl_command_prints_each_source_and_a_summary(tmp_path: Path, site: SiteServer) -> None:
+    import subprocess
+    import sys
+
+    url = f"sqlite:///{tmp_path / 'cli.sqlite3'}"
+    Database(url).upgrade()
+    config = site_config(tmp_path, url, FORUM_SOURCE.format(url=site.url))
+    # Politeness stays on here (AutoThrottle's 2 s start delay): two pages take a few seconds.
+    result = subprocess.run(
+        [sys.executable, "-m", "earful.pipeline.cli", "--config", str(config.path), "crawl"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "[1/1] forum: succeeded" in result.stdout
+    assert "4 new" in result.stdout
+    assert "Crawl summary" in result.stdout
+    again = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "earful.pipeline.cli",
+            "--config",
+            str(config.path),
+            "crawl",
+            "forum",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    import json
+
+    (line,) = again.stdout.strip().splitlines()
+    assert json.loads(line)["new"] == 0
+
+
+def test_spider_test_shows_what_a_source_extracts_from_a_saved_page(tmp_path: Path) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from earful.pipeline.cli import cli
+
+    page = Path(__file__).parent / "data" / "site" / "forum" / "page-1.html"
+    config = site_config(
+        tmp_path, f"sqlite:///{tmp_path / 'x.sqlite3'}", FORUM_SOURCE.format(url="https://forum.example")
+    )
+    runner = CliRunner()
+    result = runner.invoke(cli, ["--config", str(config.path), "spider-test", "forum", str(page), "--json"])
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["key"] for r in records] == ["p-5501", "p-5502", "p-5503"]
+    assert records[0]["date"] == "2026-03-12T08:41:00+00:00"
+    assert records[0]["rating"] == 0.75
+    assert records[0]["found_by"] == "declarative"
+
+    blog = Path(__file__).parent / "data" / "site" / "blog" / "post-nested.html"
+    auto = runner.invoke(cli, ["--config", str(config.path), "spider-test", "--auto", str(blog), "--json"])
+    assert auto.exit_code == 0, auto.output
+    found = [json.loads(line) for line in auto.stdout.splitlines()]
+    assert len(found) == 6
+    assert {r["kind"] for r in found} == {"comment"}
+    assert any(r["parent"] for r in found)
+
+    human = runner.invoke(cli, ["--config", str(config.path), "spider-test", "--auto", str(blog)])
+    assert "6 mention(s) found." in human.stdout
+    missing = runner.invoke(
+        cli, ["--config", str(config.path), "spider-test", "--auto", str(tmp_path / "nope.html")]
+    )
+    assert missing.exit_code == 1
+    assert "cannot read" in missing.stderr
