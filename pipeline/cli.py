@@ -424,7 +424,7 @@ def crawl(
         else:
             click.echo(
                 f"[{i}/{len(names)}] {name}: {outcome.status} in {outcome.seconds:.1f} s, "
-                f"{outcome.pages} pages, "
+                f"{outcome.pages} page{'' if outcome.pages == 1 else 's'}, "
                 f"{outcome.new} new, {outcome.updated} updated, {outcome.unchanged} unchanged, "
                 f"{outcome.dropped} dropped" + (f" ({outcome.message})" if outcome.message else "")
             )
@@ -517,9 +517,10 @@ def spider_test(
 )
 @click.pass_context
 def demo(ctx: click.Context, folder: Path) -> None:
-    """Run the main job on the embedded defaults with a bundled sample: init, import, status.
+    """Run the main job on the embedded defaults: init, import a bundled sample, crawl a small
+    bundled site served on 127.0.0.1, and show the status.
 
-    Safe to run again: the sample is stored once.
+    Safe to run again: every mention is stored once.
     """
     from importlib.resources import as_file, files
 
@@ -542,8 +543,48 @@ def demo(ctx: click.Context, folder: Path) -> None:
         f"Imported the bundled sample: {result.rows} rows, {stored.new} new, {stored.updated} updated, "
         f"{stored.unchanged} unchanged, {len(result.bad)} bad."
     )
+    with as_file(data.joinpath("demo_site")) as site, _serve_folder(site) as url:
+        os.environ["EARFUL_DEMO_SITE"] = url
+        state._config = None  # re-read with the demo site's address
+        demo_sources = [s.name for s in state.config.sources if s.name.startswith("demo-")]
+        click.echo(f"Crawling the demo site at {url} (robots.txt obeyed, AutoThrottle on) ...")
+        ctx.invoke(
+            crawl, sources=tuple(demo_sources), cache=False, timeout=300.0, log_file=None, as_json=False
+        )
     ctx.invoke(status)
     click.echo(f"Next: `earful --config {config_path} sources list`, or edit {config_path}.")
+
+
+@contextmanager
+def _serve_folder(folder: Path) -> Iterator[str]:
+    """Serve a folder on 127.0.0.1 for as long as the block runs.
+
+    The port is fixed (8765, or $EARFUL_DEMO_PORT): review ids on the demo site are URLs, so a
+    new port on every run would make every review look new.
+    """
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    port = int(os.environ.get("EARFUL_DEMO_PORT", "8765"))
+    try:
+        server = ThreadingHTTPServer(("127.0.0.1", port), functools.partial(Quiet, directory=str(folder)))
+    except OSError as exc:
+        raise EarfulError(
+            f"cannot serve the demo site on 127.0.0.1:{port} ({exc.strerror}); "
+            "set EARFUL_DEMO_PORT to a free port"
+        ) from None
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def main() -> None:

@@ -436,8 +436,10 @@ def test_demo_runs_end_to_end_twice(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert f"Wrote demo config {folder / 'earful.yaml'}." in first.stdout
     assert "Imported the bundled sample: 335 rows, 335 new, 0 updated, 0 unchanged, 0 bad." in first.stdout
     assert "Earful status (Europe/Berlin)" in first.stdout
-    assert "335 mentions in 3 sources." in first.stdout
-    for source in ("acme-reviews", "acme-blog", "globex-reviews"):
+    # The bundled sample, plus 9 reviews and 6 comments crawled from the bundled demo site.
+    assert "[1/2] demo-globex-reviews: succeeded" in first.stdout
+    assert "350 mentions in 5 sources." in first.stdout
+    for source in ("acme-reviews", "acme-blog", "globex-reviews", "demo-globex-reviews", "demo-acme-blog"):
         assert source in first.stdout
     assert (folder / "earful.sqlite3").exists()
     assert stat.S_IMODE((folder / "earful.key").stat().st_mode) == 0o600
@@ -446,7 +448,8 @@ def test_demo_runs_end_to_end_twice(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert second.exit_code == 0, second.output
     assert "Wrote demo config" not in second.stdout
     assert "335 rows, 0 new, 0 updated, 335 unchanged, 0 bad." in second.stdout
-    assert "335 mentions in 3 sources." in second.stdout
+    assert "0 new" in second.stdout.split("Crawling the demo site", 1)[1]
+    assert "350 mentions in 5 sources." in second.stdout
 
 
 def test_demo_keeps_to_its_own_folder_when_a_database_url_is_set(

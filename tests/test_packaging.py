@@ -304,8 +304,9 @@ def test_wheel_contains_only_the_earful_namespace(wheel: Path, source_copy: Path
         expected.add(package.replace(".", "/") + "/__init__.py")
         for module in (source_copy / folder).rglob("*.py"):
             expected.add("earful/" + module.relative_to(source_copy).as_posix())
-    for data in (source_copy / "pipeline" / "data").iterdir():
-        expected.add("earful/" + data.relative_to(source_copy).as_posix())
+    for data in (source_copy / "pipeline" / "data").rglob("*"):
+        if data.is_file():
+            expected.add("earful/" + data.relative_to(source_copy).as_posix())
     migrations = list((source_copy / "pipeline" / "migrations" / "versions").glob("[!_]*.py"))
     assert migrations, "no migration revisions in pipeline/migrations/versions"
     missing = sorted(expected - names)
