@@ -15,7 +15,13 @@ from earful.pipeline.crawl import crawl_source
 from earful.pipeline.db import Database
 from earful.pipeline.schema import Mention, Source
 
-FAST = {"AUTOTHROTTLE_ENABLED": False, "DOWNLOAD_DELAY": 0, "RETRY_TIMES": 2, "LOG_LEVEL": "INFO"}
+FAST = {
+    "AUTOTHROTTLE_ENABLED": False,
+    "DOWNLOAD_DELAY": 0,
+    "RETRY_TIMES": 2,
+    "EARFUL_RETRY_BACKOFF_BASE": 0.05,
+    "LOG_LEVEL": "INFO",
+}
 
 
 @pytest.fixture(scope="module")
