@@ -56,8 +56,7 @@ class EarfulSpider(scrapy.Spider):
         self.options = dict(source.options)
         self.known_keys = known_keys if known_keys is not None else set()
         self.incremental = bool(self.options.get("incremental", True))
-        self.max_pages = int(self.options.get("max_pages", 1000))
-        self.pages_followed = 0
+        self.max_pages = int(self.options.get("max_pages", 1000))  # per start URL
 
     @classmethod
     def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> EarfulSpider:
@@ -110,9 +109,9 @@ class EarfulSpider(scrapy.Spider):
         if self.stop_here(mentions, response.url):
             return
         next_url = self.next_page(response)
-        if next_url and self.pages_followed < self.max_pages:
-            self.pages_followed += 1
-            yield response.follow(next_url, callback=self.parse)
+        page = int(response.meta.get("earful_page", 0))  # listing pages followed from a start URL
+        if next_url and page + 1 < self.max_pages:
+            yield response.follow(next_url, callback=self.parse, meta={"earful_page": page + 1})
 
     def stop_here(self, mentions: list[Mention], url: str) -> bool:
         """True when an incremental crawl should not paginate past this page: it held

@@ -10,7 +10,9 @@ from __future__ import annotations
 from earful.pipeline import __version__
 
 BOT_NAME = "earful"
-SPIDER_MODULES = ["earful.spiders"]
+# The runner loads each source's spider class itself; listing modules here would only make
+# every crawl import them all.
+SPIDER_MODULES: list[str] = []
 
 # Say who we are and where to read about it.
 USER_AGENT = f"Earful/{__version__} (+https://github.com/earful/earful; word-of-mouth monitor)"
@@ -63,5 +65,7 @@ ITEM_PIPELINES = {
 
 TELNETCONSOLE_ENABLED = False
 LOG_LEVEL = "INFO"
+# Item log lines name the mention's key, never its author or text (logs get shared).
+LOG_FORMATTER = "earful.spiders.logformat.QuietLogFormatter"
 REQUEST_FINGERPRINTER_IMPLEMENTATION = "2.7"
 FEED_EXPORT_ENCODING = "utf-8"

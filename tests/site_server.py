@@ -29,6 +29,7 @@ TYPES = {".html": "text/html; charset=utf-8", ".xml": "application/xml", ".json"
 
 class SiteServer(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128  # Scrapy opens 16 connections at once; the default backlog is 5
 
     def __init__(self, root: Path) -> None:
         super().__init__(("127.0.0.1", 0), Handler)

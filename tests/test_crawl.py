@@ -449,3 +449,64 @@ def test_spider_test_shows_what_a_source_extracts_from_a_saved_page(tmp_path: Pa
     )
     assert missing.exit_code == 1
     assert "cannot read" in missing.stderr
+
+
+def write_blog(root: Path, listings: int, posts_per_listing: int = 2) -> None:
+    """A blog whose listing pages link to posts (post-nested.html, comment ids renumbered)."""
+    import re
+
+    blog = root / "blog"
+    blog.mkdir(parents=True, exist_ok=True)
+    post = (Path(__file__).parent / "data" / "site" / "blog" / "post-nested.html").read_text(encoding="utf-8")
+    for page in range(1, listings + 1):
+        links = []
+        for i in range(posts_per_listing):
+            n = page * 100 + i
+            body = re.sub(r"comment-(\d+)", lambda m, n=n: f"comment-{n}{m.group(1)}", post)
+            (blog / f"post-{n}.html").write_text(body, encoding="utf-8")
+            links.append(f'<h2 class="entry-title"><a href="post-{n}.html">Post {n}</a></h2>')
+        nav = (
+            f'<a class="next page-numbers" rel="next" href="page-{page + 1}.html">Older</a>'
+            if page < listings
+            else ""
+        )
+        (blog / f"page-{page}.html").write_text(
+            f"<!DOCTYPE html><html lang='en'><body class='blog'><main>{''.join(links)}</main>"
+            f"<nav class='pagination'>{nav}</nav></body></html>",
+            encoding="utf-8",
+        )
+
+
+@pytest.mark.usefixtures("env")
+def test_blog_recrawl_stops_after_the_first_listing_whose_posts_hold_no_new_comment(
+    db: Database, db_url: str, tmp_path: Path
+) -> None:
+    root = tmp_path / "site"
+    write_blog(root, listings=5)
+    (root / "robots.txt").write_text("User-agent: *\nDisallow:\n")
+    with serve(root) as server:
+        config = site_config(
+            tmp_path,
+            db_url,
+            f"  - name: blog\n    kind: blog\n    brand: Acme\n"
+            f"    start_urls: ['{server.url}/blog/page-1.html']\n"
+            "    options: {follow: 'h2.entry-title a::attr(href)'}\n",
+        )
+        first = crawl_source(config, "blog", settings=FAST)
+        assert (first.pages, first.new, first.errors) == (15, 60, 0)  # 5 listing pages, 10 posts
+        second = crawl_source(config, "blog", settings=FAST)
+        assert (second.pages, second.new) == (3, 0)  # the first listing page and its 2 posts
+        assert second.stats["stopped_at_known_page"] == 1
+
+
+@pytest.mark.usefixtures("env")
+def test_crawl_logs_name_keys_not_authors_or_text(
+    db: Database, db_url: str, tmp_path: Path, site: SiteServer
+) -> None:
+    config = site_config(tmp_path, db_url, FORUM_SOURCE.format(url=site.url))
+    log = tmp_path / "crawl.log"
+    crawl_source(config, "forum", settings={**FAST, "LOG_LEVEL": "DEBUG"}, log_file=str(log))
+    text = log.read_text(encoding="utf-8")
+    assert "Scraped review p-5501 from" in text
+    assert "kaffeetante" not in text
+    assert "Heizplatte" not in text
