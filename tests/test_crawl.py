@@ -462,7 +462,7 @@ def write_blog(root: Path, listings: int, posts_per_listing: int = 2) -> None:
         links = []
         for i in range(posts_per_listing):
             n = page * 100 + i
-            body = re.sub(r"comment-(\d+)", lambda m, n=n: f"comment-{n}{m.group(1)}", post)
+            body = re.sub(r"comment-(\d+)", rf"comment-{n}\1", post)
             (blog / f"post-{n}.html").write_text(body, encoding="utf-8")
             links.append(f'<h2 class="entry-title"><a href="post-{n}.html">Post {n}</a></h2>')
         nav = (
