@@ -398,12 +398,12 @@ def crawl(
     log_file: str | None,
     as_json: bool,
 ) -> None:
-    """Crawl SOURCES (default: every enabled source), each in its own process.
+    """Crawl SOURCES (default: every enabled source) side by side, in one child process.
 
     Prints each source's counts as it finishes and a summary table at the end; exits with
     status 1 when a source failed (`earful status` shows its history).
     """
-    from earful.pipeline.crawl import crawl_source, enabled_sources
+    from earful.pipeline.crawl import crawl_sources, enabled_sources
 
     state = _state(ctx)
     state.database()  # checks the revision and syncs the config first
@@ -413,21 +413,24 @@ def crawl(
         return
     settings = {"HTTPCACHE_ENABLED": True} if cache else None
     outcomes = []
-    for i, name in enumerate(names, start=1):
-        with err_console.status(f"[{i}/{len(names)}] crawling {name} ..."):
-            outcome = crawl_source(
-                state.config, name, settings=settings, timeout_s=timeout, log_file=log_file
-            )
-        outcomes.append(outcome)
-        if as_json:
-            click.echo(json.dumps(_jsonable(outcome)))
-        else:
-            click.echo(
-                f"[{i}/{len(names)}] {name}: {outcome.status} in {outcome.seconds:.1f} s, "
-                f"{outcome.pages} page{'' if outcome.pages == 1 else 's'}, "
-                f"{outcome.new} new, {outcome.updated} updated, {outcome.unchanged} unchanged, "
-                f"{outcome.dropped} dropped" + (f" ({outcome.message})" if outcome.message else "")
-            )
+    with err_console.status(f"crawling {', '.join(names)} ...") as spinner:
+        for outcome in crawl_sources(
+            state.config, names, settings=settings, timeout_s=timeout, log_file=log_file
+        ):
+            outcomes.append(outcome)
+            i = len(outcomes)
+            left = [n for n in names if n not in {o.source for o in outcomes}]
+            if left:
+                spinner.update(f"crawling {', '.join(left)} ...")
+            if as_json:
+                click.echo(json.dumps(_jsonable(outcome)))
+            else:
+                click.echo(
+                    f"[{i}/{len(names)}] {outcome.source}: {outcome.status} in {outcome.seconds:.1f} s, "
+                    f"{outcome.pages} page{'' if outcome.pages == 1 else 's'}, "
+                    f"{outcome.new} new, {outcome.updated} updated, {outcome.unchanged} unchanged, "
+                    f"{outcome.dropped} dropped" + (f" ({outcome.message})" if outcome.message else "")
+                )
     if not as_json:
         table = Table(title="Crawl summary")
         numbers = ("pages", "seen", "new", "updated", "unchanged", "dropped", "errors", "seconds")

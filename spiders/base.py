@@ -49,9 +49,17 @@ class EarfulSpider(scrapy.Spider):
     name = "earful"
     kind = "review"
 
-    def __init__(self, source: SourceConfig, config: Config, known_keys: set[str] | None = None, **kw: Any):
+    def __init__(
+        self,
+        source: SourceConfig,
+        config: Config,
+        known_keys: set[str] | None = None,
+        run_id: int | None = None,
+        **kw: Any,
+    ):
         super().__init__(name=kw.pop("name", None) or self.name, **kw)
         self.source = source
+        self.run_id = run_id  # the crawl_run this crawl records into
         self.config = config
         self.options = dict(source.options)
         self.known_keys = known_keys if known_keys is not None else set()
@@ -63,9 +71,7 @@ class EarfulSpider(scrapy.Spider):
         config: Config = crawler.settings["EARFUL_CONFIG"]
         source: SourceConfig = kwargs.pop("source")
         if "known_keys" not in kwargs:
-            kwargs["known_keys"], finished = stored_keys(
-                config, source.name, crawler.settings.get("EARFUL_RUN_ID")
-            )
+            kwargs["known_keys"], finished = stored_keys(config, source.name, kwargs.get("run_id"))
         else:
             finished = True
         spider = cls(source, config, *args, **kwargs)

@@ -54,8 +54,27 @@ def context_for(config: Config, source: SourceConfig) -> Context:
     )
 
 
-class ValidatePipeline:
-    def process_item(self, item: Any, spider: Spider) -> Any:
+class _Stage:
+    """A pipeline component that knows its crawler (Scrapy no longer passes the spider)."""
+
+    crawler: Crawler
+
+    @property
+    def spider(self) -> Spider:
+        spider = self.crawler.spider
+        assert spider is not None
+        return spider
+
+
+class ValidatePipeline(_Stage):
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> ValidatePipeline:
+        stage = cls()
+        stage.crawler = crawler
+        return stage
+
+    def process_item(self, item: Any, spider: Spider | None = None) -> Any:
+        spider = self.spider
         if not isinstance(item, Mention):
             raise _drop(spider, "not a mention", None)
         if not (item.text or "").strip():
@@ -63,7 +82,7 @@ class ValidatePipeline:
         return item
 
 
-class NormalisePipeline:
+class NormalisePipeline(_Stage):
     def __init__(self, config: Config) -> None:
         self.config = config
 
@@ -72,9 +91,12 @@ class NormalisePipeline:
         config = crawler.settings.get("EARFUL_CONFIG")
         if not isinstance(config, Config):
             raise NotConfigured("EARFUL_CONFIG is not set")
-        return cls(config)
+        stage = cls(config)
+        stage.crawler = crawler
+        return stage
 
-    def process_item(self, item: Mention, spider: Spider) -> MentionIn:
+    def process_item(self, item: Mention, spider: Spider | None = None) -> MentionIn:
+        spider = self.spider
         context = context_for(self.config, _source(spider))
         try:
             mention, notes = normalise(item, context)
@@ -93,15 +115,18 @@ def alias_pattern(names: list[str]) -> re.Pattern[str]:
     return re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)", re.IGNORECASE)
 
 
-class AttributePipeline:
+class AttributePipeline(_Stage):
     def __init__(self, config: Config) -> None:
         self.brands = [(b.name, alias_pattern([b.name, *b.aliases])) for b in config.brands]
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> AttributePipeline:
-        return cls(crawler.settings["EARFUL_CONFIG"])
+        stage = cls(crawler.settings["EARFUL_CONFIG"])
+        stage.crawler = crawler
+        return stage
 
-    def process_item(self, item: MentionIn, spider: Spider) -> MentionIn:
+    def process_item(self, item: MentionIn, spider: Spider | None = None) -> MentionIn:
+        spider = self.spider
         if item.brand or _source(spider).brand:
             return item  # a product's own page: every mention is about its brand
         haystack = f"{item.title or ''}\n{item.text}"
@@ -111,12 +136,12 @@ class AttributePipeline:
         raise _drop(spider, "names no monitored brand", item.url)
 
 
-class StorePipeline:
+class StorePipeline(_Stage):
     """Stores mentions in batches of ``EARFUL_STORE_BATCH`` (default 200) items."""
 
-    def __init__(self, store: MentionStore, run_id: int | None, batch: int) -> None:
+    def __init__(self, store: MentionStore, batch: int) -> None:
         self.store = store
-        self.run_id = run_id
+        self.run_id: int | None = None
         self.batch_size = batch
         self.buffer: list[MentionIn] = []
 
@@ -127,15 +152,21 @@ class StorePipeline:
         config: Config = crawler.settings["EARFUL_CONFIG"]
         db = Database(config.database.url, busy_timeout_s=config.database.busy_timeout_s)
         batch = crawler.settings.getint("EARFUL_STORE_BATCH", 200)
-        return cls(MentionStore(db, config), crawler.settings.get("EARFUL_RUN_ID"), batch)
+        stage = cls(MentionStore(db, config), batch)
+        stage.crawler = crawler
+        return stage
 
-    def process_item(self, item: MentionIn, spider: Spider) -> MentionIn:
+    def open_spider(self, spider: Spider | None = None) -> None:
+        self.run_id = getattr(self.spider, "run_id", None)
+
+    def process_item(self, item: MentionIn, spider: Spider | None = None) -> MentionIn:
         self.buffer.append(item)
         if len(self.buffer) >= self.batch_size:
-            self.flush(spider)
+            self.flush()
         return item
 
-    def flush(self, spider: Spider) -> None:
+    def flush(self) -> None:
+        spider = self.spider
         if not self.buffer:
             return
         batch, self.buffer = self.buffer, []
@@ -150,6 +181,6 @@ class StorePipeline:
         for _index, reason in result.rejected:
             stats.inc_value(f"earful/dropped/{reason.split(';')[0][:80]}")
 
-    def close_spider(self, spider: Spider) -> None:
-        self.flush(spider)
+    def close_spider(self, spider: Spider | None = None) -> None:
+        self.flush()
         self.store.db.dispose()

@@ -20,7 +20,7 @@ from earful.pipeline.config import Config, load_config
 logger = logging.getLogger(__name__)
 
 
-def crawl_settings(config: Config, run_id: int | None, overrides: dict[str, Any] | None = None) -> Any:
+def crawl_settings(config: Config, overrides: dict[str, Any] | None = None) -> Any:
     from scrapy.settings import Settings
 
     from earful.spiders import settings as defaults
@@ -29,7 +29,6 @@ def crawl_settings(config: Config, run_id: int | None, overrides: dict[str, Any]
     settings.setmodule(defaults, priority="project")
     settings.update(overrides or {}, priority="cmdline")
     settings.set("EARFUL_CONFIG", config, priority="cmdline")
-    settings.set("EARFUL_RUN_ID", run_id, priority="cmdline")
     return settings
 
 
@@ -79,30 +78,46 @@ def finish_run(config: Config, run_id: int, counts: dict[str, Any], status: str,
         db.dispose()
 
 
-def run(config: Config, source_name: str, run_id: int, overrides: dict[str, Any] | None = None) -> str:
-    """Crawl one source here and now; returns the run's status."""
+def run(config: Config, jobs: list[tuple[int, str]], overrides: dict[str, Any] | None = None) -> bool:
+    """Crawl the sources of ``jobs`` (run id, source name) side by side in this process.
+
+    As each crawl ends its run is recorded and ``{"run_id": N, "status": ...}`` is printed on
+    stdout, which the parent reads to report progress. Returns whether all succeeded.
+    """
+    from scrapy import signals
     from scrapy.crawler import CrawlerProcess
 
     from earful.spiders.registry import spider_class, spider_name
 
-    source = config.source(source_name)
-    process = CrawlerProcess(crawl_settings(config, run_id, overrides), install_root_handler=True)
-    crawler = process.create_crawler(spider_class(spider_name(source)))
-    process.crawl(crawler, source=source)
+    process = CrawlerProcess(crawl_settings(config, overrides))
+    statuses: dict[int, str] = {}
+    handlers = []  # Scrapy's signals hold receivers weakly; keep each closure alive
+    for run_id, source_name in jobs:
+        source = config.source(source_name)
+        crawler = process.create_crawler(spider_class(spider_name(source)))
+
+        def closed(spider: Any, reason: str, crawler: Any = crawler, run_id: int = run_id) -> None:
+            statuses[run_id] = record(config, run_id, crawler.stats.get_stats(), reason)
+            print(json.dumps({"run_id": run_id, "status": statuses[run_id]}), flush=True)
+
+        handlers.append(closed)
+        crawler.signals.connect(closed, signal=signals.spider_closed)
+        process.crawl(crawler, source=source, run_id=run_id)
     process.start()
-    assert crawler.stats is not None
-    stats = crawler.stats.get_stats()
+    return len(statuses) == len(jobs) and all(s == "succeeded" for s in statuses.values())
+
+
+def record(config: Config, run_id: int, stats: dict[str, Any], reason: str) -> str:
+    """Write a finished crawl's counts and status into its run; returns the status."""
     counts = run_counts(stats)
-    finished = stats.get("finish_reason") == "finished"
-    failed = not finished or (counts["pages"] == 0 and counts["errors"] > 0)
+    failed = reason != "finished" or (counts["pages"] == 0 and counts["errors"] > 0)
     status = "failed" if failed else "succeeded"
     message = None
     if failed:
-        message = (
-            f"finish reason {stats.get('finish_reason')}; {counts['errors']} errors; {counts['pages']} pages"
-        )
+        message = f"finish reason {reason}; {counts['errors']} errors; {counts['pages']} pages"
     elif counts["errors"]:
         message = f"{counts['errors']} errors (see the crawl log)"
+    counts["stats"]["finish_reason"] = reason
     finish_run(config, run_id, counts, status, message)
     return status
 
@@ -110,13 +125,15 @@ def run(config: Config, source_name: str, run_id: int, overrides: dict[str, Any]
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m earful.spiders.runner", description=__doc__)
     parser.add_argument("--config")
-    parser.add_argument("--source", required=True)
-    parser.add_argument("--run-id", type=int, required=True)
+    parser.add_argument("--job", action="append", required=True, help="RUN_ID:SOURCE, once per source")
     parser.add_argument("--settings", default="{}", help="Scrapy settings to override, as JSON")
     args = parser.parse_args(argv)
     config = load_config(args.config)
-    status = run(config, args.source, args.run_id, json.loads(args.settings))
-    return 0 if status == "succeeded" else 1
+    jobs = []
+    for job in args.job:
+        run_id, _, source = job.partition(":")
+        jobs.append((int(run_id), source))
+    return 0 if run(config, jobs, json.loads(args.settings)) else 1
 
 
 if __name__ == "__main__":

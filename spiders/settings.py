@@ -1,7 +1,7 @@
 """Scrapy settings for Earful's crawls: politeness is data, set here explicitly.
 
-A crawl reads these through :func:`earful.spiders.runner.crawl_settings`, which adds the per-run
-values (the database, the source, the HTTP cache switch). Change politeness here, not in a
+A crawl reads these through :func:`earful.spiders.runner.crawl_settings`, which adds the config
+and any overrides for the run (the HTTP cache switch, tests' throttling). Change politeness here, not in a
 spider: every site gets the same manners.
 """
 
