@@ -437,7 +437,8 @@ def test_demo_runs_end_to_end_twice(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert "Imported the bundled sample: 335 rows, 335 new, 0 updated, 0 unchanged, 0 bad." in first.stdout
     assert "Earful status (Europe/Berlin)" in first.stdout
     # The bundled sample, plus 9 reviews and 6 comments crawled from the bundled demo site.
-    assert "[1/2] demo-globex-reviews: succeeded" in first.stdout
+    assert "] demo-globex-reviews: succeeded" in first.stdout
+    assert "] demo-acme-blog: succeeded" in first.stdout
     assert "350 mentions in 5 sources." in first.stdout
     for source in ("acme-reviews", "acme-blog", "globex-reviews", "demo-globex-reviews", "demo-acme-blog"):
         assert source in first.stdout
