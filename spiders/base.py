@@ -31,7 +31,7 @@ from sqlalchemy import select
 from earful.pipeline.config import Config
 from earful.pipeline.config import Source as SourceConfig
 from earful.spiders.items import Mention
-from earful.spiders.normalise import Dropped, normalise
+from earful.spiders.normalise import Dropped, mention_key
 
 logger = logging.getLogger(__name__)
 
@@ -145,7 +145,7 @@ class EarfulSpider(scrapy.Spider):
         context = context_for(self.config, self.source)
         for mention in mentions:
             try:
-                key = normalise(mention, context)[0].key()
+                key = mention_key(mention, context)
             except Dropped:
                 return False
             if key not in self.known_keys:

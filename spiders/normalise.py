@@ -168,3 +168,13 @@ def normalise(item: Mention, context: Context) -> tuple[MentionIn, list[str]]:
         return MentionIn.model_validate(values), notes
     except ValueError as exc:
         raise Dropped(str(exc).splitlines()[0] if str(exc) else "invalid") from None
+
+
+def mention_key(item: Mention, context: Context) -> str:
+    """The key the store will file this item under, cheaply when the site gave an id (no
+    text cleaning or language detection: incremental crawls ask this of every item)."""
+    if item.external_key:
+        key = str(item.external_key)[:512].strip()
+        if key:
+            return key
+    return normalise(item, context)[0].key()
