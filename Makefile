@@ -54,6 +54,7 @@ lock:
 
 bench: install
 	$(BIN)/python bench/store.py
+	$(BIN)/python bench/crawl.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .mypy_cache .pytest_cache .ruff_cache .typecheck
