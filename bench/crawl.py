@@ -70,7 +70,6 @@ import os
 import random
 import re
 import resource
-import secrets
 import shutil
 import statistics
 import subprocess
@@ -87,9 +86,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from places import check_postgres, postgres_place
 from scrapy.http import TextResponse
-from sqlalchemy import func, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import func, select
 
 from earful.pipeline.config import Config, load_config
 from earful.pipeline.crawl import CrawlOutcome, crawl_sources
@@ -816,35 +815,6 @@ def sqlite_place(folder: Path) -> Iterator[str]:
     yield f"sqlite:///{folder / 'earful-bench.sqlite3'}"
 
 
-@contextmanager
-def postgres_place(base_url: str) -> Iterator[str]:
-    """A fresh schema, selected through the URL's ``search_path``; dropped afterwards."""
-    schema = f"earful_bench_crawl_{os.getpid()}_{secrets.token_hex(4)}"
-    admin = Database(base_url)
-    try:
-        with admin.translate_errors(), admin.engine.begin() as conn:
-            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-        url = make_url(admin.url.render_as_string(hide_password=False))
-        url = url.update_query_dict({"options": f"-csearch_path={schema}"})
-        try:
-            yield url.render_as_string(hide_password=False)
-        finally:
-            with admin.engine.begin() as conn:
-                conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-    finally:
-        admin.dispose()
-
-
-def check_postgres(base_url: str) -> None:
-    """Fail before the long run, not after SQLite, when the server cannot be reached."""
-    db = Database(base_url)
-    try:
-        with db.translate_errors(), db.engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-    finally:
-        db.dispose()
-
-
 def write_config(folder: Path, db_url: str, base: str, site: Site) -> Config:
     """The benchmark's config file: one brand, the review and blog sources, their fetch-only
     twins (``incremental: false``: their extractors find nothing, so the blog spider would
@@ -1412,7 +1382,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             places: list[tuple[str, Callable[[], Any]]] = [("sqlite", lambda: sqlite_place(folder))]
             if args.postgres_url:
                 _progress(f"PostgreSQL: {safe_url(args.postgres_url)}")
-                places.append(("postgres", lambda: postgres_place(args.postgres_url)))
+                places.append(("postgres", lambda: postgres_place(args.postgres_url, "crawl")))
             for database, place in places:
                 sub = folder / database
                 sub.mkdir()

@@ -37,7 +37,6 @@ import argparse
 import json
 import os
 import random
-import secrets
 import sys
 import tempfile
 import time
@@ -48,8 +47,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select, text
-from sqlalchemy.engine import make_url
+from places import check_postgres, postgres_place
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from earful.pipeline.config import Config, load_config_text
@@ -269,36 +268,6 @@ def edit_some(
 def sqlite_place(folder: Path, name: str) -> Iterator[str]:
     """A fresh SQLite file in the run's temporary folder."""
     yield f"sqlite:///{folder / name}.sqlite3"
-
-
-@contextmanager
-def postgres_place(base_url: str, label: str) -> Iterator[str]:
-    """A fresh schema on the server, selected through the URL's ``search_path``; dropped
-    (CASCADE) on the way out, whatever happened."""
-    schema = f"earful_bench_{os.getpid()}_{secrets.token_hex(4)}_{label}"
-    admin = Database(base_url)
-    try:
-        with admin.translate_errors(), admin.engine.begin() as conn:
-            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-        url = make_url(admin.url.render_as_string(hide_password=False))
-        url = url.update_query_dict({"options": f"-csearch_path={schema}"})
-        try:
-            yield url.render_as_string(hide_password=False)
-        finally:
-            with admin.engine.begin() as conn:
-                conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-    finally:
-        admin.dispose()
-
-
-def check_postgres(base_url: str) -> None:
-    """Fail before the long run, not after SQLite, when the server cannot be reached."""
-    db = Database(base_url)
-    try:
-        with db.translate_errors(), db.engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-    finally:
-        db.dispose()
 
 
 def open_fresh(url: str, config: Config) -> tuple[Database, MentionStore]:
