@@ -25,34 +25,26 @@ Only ``item`` and ``text`` are required; the config refuses the source without t
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
-from parsel import Selector
 from scrapy.http import TextResponse
+from scrapy.selector import Selector
 
 from earful.spiders.base import EarfulSpider
-from earful.spiders.items import Mention
+from earful.spiders.items import Mention, MentionLoader
 
-FIELDS = (
-    "text",
-    "author",
-    "date",
-    "rating",
-    "rating_best",
-    "rating_worst",
-    "title",
-    "key",
-    "url",
-    "parent_key",
-)
-
-
-def _pick(node: Selector, selector: str, *, all_values: bool = False) -> Any:
-    found = node.xpath(selector[len("xpath:") :]) if selector.startswith("xpath:") else node.css(selector)
-    values = [v.strip() for v in found.getall() if v and v.strip()]
-    if all_values:
-        return "\n".join(values) or None
-    return values[0] if values else None
+# Option name -> Mention field.
+FIELDS = {
+    "text": "text",
+    "author": "author",
+    "date": "published",
+    "rating": "rating",
+    "rating_best": "rating_best",
+    "rating_worst": "rating_worst",
+    "title": "title",
+    "key": "external_key",
+    "url": "url",
+    "parent_key": "parent_key",
+}
 
 
 class DeclarativeSpider(EarfulSpider):
@@ -62,33 +54,27 @@ class DeclarativeSpider(EarfulSpider):
         options = self.options
         kind = str(options.get("kind", "comment" if self.source.kind == "blog" else "review"))
         for node in _pick_nodes(response, str(options["item"])):
-            values: dict[str, Any] = {}
-            for field in FIELDS:
-                selector = options.get(field)
+            loader = MentionLoader(selector=node)
+            for option, field in FIELDS.items():
+                selector = options.get(option)
                 if selector is None:
                     continue
-                if field in ("rating_best", "rating_worst") and isinstance(selector, (int, float)):
-                    values[field] = selector
-                    continue
-                values[field] = _pick(node, str(selector), all_values=field == "text")
-            url = values.get("url")
-            yield Mention(
-                text=values.get("text"),
-                author=values.get("author"),
-                published=values.get("date"),
-                rating=values.get("rating"),
-                rating_best=values.get("rating_best"),
-                rating_worst=values.get("rating_worst"),
-                title=values.get("title"),
-                external_key=values.get("key"),
-                url=response.urljoin(url) if url else None,
-                parent_key=values.get("parent_key"),
-                kind=kind,
-                found_by="declarative",
-            )
+                if isinstance(selector, (int, float)):  # a constant, e.g. rating_best: 10
+                    loader.add_value(field, selector)
+                elif str(selector).startswith("xpath:"):
+                    loader.add_xpath(field, str(selector)[len("xpath:") :])
+                else:
+                    loader.add_css(field, str(selector))
+            loader.add_value("kind", kind)
+            loader.add_value("found_by", "declarative")
+            mention: Mention = loader.load_item()
+            if mention.url:
+                mention.url = response.urljoin(mention.url)
+            yield mention
 
 
 def _pick_nodes(response: TextResponse, selector: str) -> list[Selector]:
-    if selector.startswith("xpath:"):
-        return list(response.xpath(selector[len("xpath:") :]))
-    return list(response.css(selector))
+    found = (
+        response.xpath(selector[len("xpath:") :]) if selector.startswith("xpath:") else response.css(selector)
+    )
+    return [node for node in found if isinstance(node, Selector)]
