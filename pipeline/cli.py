@@ -412,6 +412,9 @@ def crawl(
         click.echo("No enabled sources to crawl; add some to the config (`earful sources list`).")
         return
     settings = {"HTTPCACHE_ENABLED": True} if cache else None
+    if log_file is None:
+        folder = state.config.path.parent if state.config.path else Path.cwd()
+        log_file = str(folder / "earful-crawl.log")
     outcomes = []
     with err_console.status(f"crawling {', '.join(names)} ...") as spinner:
         for outcome in crawl_sources(
@@ -441,6 +444,7 @@ def crawl(
             status_text = o.status if o.status == "succeeded" else f"[red]{o.status}[/red]"
             table.add_row(o.source, status_text, *(f"{v:,}" for v in values), f"{o.seconds:.1f}")
         console.print(table)
+        click.echo(f"Crawler log (no author names or texts in it): {log_file}")
     if any(o.status != "succeeded" for o in outcomes):
         ctx.exit(1)
 
