@@ -99,16 +99,20 @@ class EarfulSpider(scrapy.Spider):
                 "%s: not a text page (%s), skipped", response.url, response.headers.get("Content-Type")
             )
             return
-        mentions = list(self.extract(response))
-        for mention in mentions:
-            mention.source = self.source.name
-            mention.url = mention.url or response.url
-            yield mention
+        mentions = list(self.stamp(self.extract(response), response))
+        yield from mentions
         yield from self.follow(response, mentions)
 
     def extract(self, response: TextResponse) -> Iterable[Mention]:
         """The mentions on one page. Subclasses implement this."""
         raise NotImplementedError
+
+    def stamp(self, mentions: Iterable[Mention], response: Response) -> Iterator[Mention]:
+        """Mark each mention with this source and, when it has no URL of its own, the page."""
+        for mention in mentions:
+            mention.source = self.source.name
+            mention.url = mention.url or response.url
+            yield mention
 
     def follow(self, response: TextResponse, mentions: list[Mention]) -> Iterator[scrapy.Request]:
         """The next listing page, unless this page only held mentions we already have."""

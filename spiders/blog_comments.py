@@ -100,9 +100,3 @@ class BlogCommentsSpider(EarfulSpider):
             self.logger.info("%s: no new comments under this listing page; not paginating", self.source.name)
             return
         yield scrapy.Request(listing.next_url, callback=self.parse, meta={"earful_page": listing.page + 1})
-
-    def stamp(self, mentions: Iterable[Mention], response: Response) -> Iterator[Mention]:
-        for mention in mentions:
-            mention.source = self.source.name
-            mention.url = mention.url or response.url
-            yield mention

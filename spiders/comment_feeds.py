@@ -23,10 +23,7 @@ class CommentFeedSpider(EarfulSpider):
     def parse(self, response: Response, **kwargs: Any) -> Iterator[Any]:
         from earful.spiders.feeds import discover_comment_feeds
 
-        for mention in self.extract(response):
-            mention.source = self.source.name
-            mention.url = mention.url or response.url
-            yield mention
+        yield from self.stamp(self.extract(response), response)
         for url in discover_comment_feeds(response.body, response.url):
             if url != response.url:
                 yield scrapy.Request(url, callback=self.parse)
