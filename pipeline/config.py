@@ -151,6 +151,25 @@ class TopicSettings(_Model):
     taxonomy: Path | None = None
 
 
+Sentiment = Literal["negative", "neutral", "positive"]
+
+
+class ClassifierSettings(_Model):
+    """The sentiment and topic model that ``earful classify`` runs.
+
+    ``model`` is a local model directory (Earful's own format or any Hugging Face
+    sequence-classification model); unset means the model that ships with Earful. ``labels``
+    maps a Hugging Face model's label names onto Earful's three. A relative ``model`` path is
+    relative to the config file.
+    """
+
+    model: Path | None = None
+    labels: dict[str, Sentiment] = Field(default_factory=dict)
+    threads: int | None = Field(None, ge=1, le=1024)  # None: every core this process may use
+    batch_size: int = Field(64, ge=1, le=4096)
+    commit_every: int = Field(256, ge=1, le=100_000)
+
+
 class AlertSettings(_Model):
     """Negative-spike detection; the alerts issue documents each knob."""
 
@@ -202,6 +221,7 @@ class Config(_Model):
     brands: list[Brand] = Field(default_factory=list)
     sources: list[Source] = Field(default_factory=list)
     topics: TopicSettings = TopicSettings()
+    classifier: ClassifierSettings = ClassifierSettings()
     alerts: AlertSettings = AlertSettings()
     notifiers: list[Notifier] = Field(default_factory=list)
     # Where the file was read from; set by the loader, not by the file.
@@ -329,7 +349,8 @@ def load_config_text(text: str, *, path: Path | None = None, database_env: bool 
 
 
 def _finish(config: Config, path: Path | None) -> Config:
-    """Anchor a relative SQLite path at the config file's folder and remember the path."""
+    """Anchor relative paths (the SQLite file, the classifier model, the topic taxonomy) at the
+    config file's folder and remember the path."""
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
@@ -345,7 +366,22 @@ def _finish(config: Config, path: Path | None) -> Config:
                 hide_password=False
             )
     database = config.database.model_copy(update={"url": url})
-    return config.model_copy(update={"database": database, "path": path})
+    topics, classifier = config.topics, config.classifier
+    if topics.taxonomy is not None:
+        topics = topics.model_copy(update={"taxonomy": _anchor(topics.taxonomy, path)})
+    if classifier.model is not None:
+        classifier = classifier.model_copy(update={"model": _anchor(classifier.model, path)})
+    return config.model_copy(
+        update={"database": database, "topics": topics, "classifier": classifier, "path": path}
+    )
+
+
+def _anchor(file: Path, config_path: Path | None) -> Path:
+    """A path from the config file: ``~`` expanded, relative to the file's folder."""
+    file = file.expanduser()
+    if config_path is None or file.is_absolute():
+        return file
+    return (config_path.parent / file).resolve()
 
 
 def _index_lines(
@@ -477,6 +513,7 @@ def _all_field_names() -> set[str]:
         Brand,
         Source,
         TopicSettings,
+        ClassifierSettings,
         AlertSettings,
         SlackNotifier,
         WebhookNotifier,

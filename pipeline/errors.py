@@ -85,5 +85,9 @@ class ModelError(EarfulError):
     """A classifier could not be loaded or run."""
 
 
+class ModelNotFound(ModelError):
+    """The configured model (``classifier.model``) or taxonomy file does not exist."""
+
+
 class DeliveryError(EarfulError):
     """An alert or a report could not be delivered on a channel."""

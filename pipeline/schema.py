@@ -208,6 +208,10 @@ class Classification(Base):
     probabilities: Mapped[dict[str, Any]] = mapped_column(default=dict)
     topics: Mapped[dict[str, Any]] = mapped_column(default=dict)
     language: Mapped[str | None] = mapped_column(String(16))
+    # ok, or why the model did not judge the text (empty | no_text | unsupported_language):
+    # an unjudged mention has its row too, so that it is not tried again on every run.
+    status: Mapped[str] = mapped_column(String(24), server_default="ok")
+    note: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from earful.pipeline import log as earful_log
 from earful.pipeline.config import Config, load_config_text
 from earful.pipeline.db import Database
 from earful.pipeline.store import MentionStore
@@ -129,3 +130,37 @@ def store(db: Database, config: Config) -> MentionStore:
     mention_store = MentionStore(db, config)
     mention_store.sync_config()
     return mention_store
+
+
+@pytest.fixture
+def isolated_cli(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No EARFUL_* setting from the caller's shell, and the CLI's logging set-up undone after."""
+    import logging
+
+    for name in ("EARFUL_CONFIG", "EARFUL_DATABASE_URL", "EARFUL_DEBUG"):
+        monkeypatch.delenv(name, raising=False)
+    loggers = [logging.getLogger(name) for name in ("earful", "alembic", "sqlalchemy.engine")]
+    saved = [(lg.level, list(lg.handlers), lg.propagate) for lg in loggers]
+    monkeypatch.setattr(earful_log, "_configured", earful_log._configured)
+    yield
+    for lg, (level, handlers, propagate) in zip(loggers, saved, strict=True):
+        lg.setLevel(level)
+        lg.handlers[:] = handlers
+        lg.propagate = propagate
+
+
+def insert_raw_mention(conn: sa.Connection) -> None:
+    """One source and one mention by plain SQL, for databases at an older revision."""
+    conn.execute(
+        sa.text(
+            "INSERT INTO source (name, kind, start_urls, enabled, options, created_at, updated_at) "
+            "VALUES ('s', 'import', '[]', true, '{}', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+        )
+    )
+    conn.execute(
+        sa.text(
+            "INSERT INTO mention (source_id, external_key, kind, collected_at, updated_at, text, "
+            "is_brand_response, content_hash, fingerprint) SELECT id, 'k', 'review', CURRENT_TIMESTAMP, "
+            "CURRENT_TIMESTAMP, 'kept', false, 'h', 'f' FROM source"
+        )
+    )

@@ -7,18 +7,15 @@ An expected error is one ``Error: ...`` line and exit status 1, never a tracebac
 from __future__ import annotations
 
 import json
-import logging
 import socket
 import stat
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import func, select
 
-from earful.pipeline import log as earful_log
 from earful.pipeline.cli import cli
 from earful.pipeline.config import Config, example_config_text
 from earful.pipeline.db import Database
@@ -34,20 +31,7 @@ IMPORT_ROWS = [
     '{"source": "blog", "external_key": "c1", "kind": "comment", "text": "Acme support was quick."}',
 ]
 
-
-@pytest.fixture(autouse=True)
-def _isolated(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """No EARFUL_* setting from the caller's shell, and the CLI's logging set-up undone after."""
-    for name in ("EARFUL_CONFIG", "EARFUL_DATABASE_URL", "EARFUL_DEBUG"):
-        monkeypatch.delenv(name, raising=False)
-    loggers = [logging.getLogger(name) for name in ("earful", "alembic", "sqlalchemy.engine")]
-    saved = [(lg.level, list(lg.handlers), lg.propagate) for lg in loggers]
-    monkeypatch.setattr(earful_log, "_configured", earful_log._configured)
-    yield
-    for lg, (level, handlers, propagate) in zip(loggers, saved, strict=True):
-        lg.setLevel(level)
-        lg.handlers[:] = handlers
-        lg.propagate = propagate
+pytestmark = pytest.mark.usefixtures("isolated_cli")
 
 
 def earful(

@@ -8,6 +8,7 @@ import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from conftest import insert_raw_mention
 
 from earful.pipeline.db import Database
 from earful.pipeline.errors import DatabaseUnavailable, MigrationRequired
@@ -34,19 +35,7 @@ def test_upgrade_from_previous_revision_keeps_the_data(empty_db: Database) -> No
     empty_db.upgrade("0001")
     assert tables(empty_db) == {"brand", "source", "crawl_run", "mention"}
     with empty_db.engine.begin() as conn:
-        conn.execute(
-            sa.text(
-                "INSERT INTO source (name, kind, start_urls, enabled, options, created_at, updated_at) "
-                "VALUES ('s', 'import', '[]', true, '{}', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
-            )
-        )
-        conn.execute(
-            sa.text(
-                "INSERT INTO mention (source_id, external_key, kind, collected_at, updated_at, text, "
-                "is_brand_response, content_hash, fingerprint) SELECT id, 'k', 'review', CURRENT_TIMESTAMP, "
-                "CURRENT_TIMESTAMP, 'kept', false, 'h', 'f' FROM source"
-            )
-        )
+        insert_raw_mention(conn)
     empty_db.upgrade()
     assert tables(empty_db) == TABLES
     with empty_db.engine.connect() as conn:
@@ -72,7 +61,7 @@ def test_upgrade_twice_is_harmless(db: Database) -> None:
 def test_older_database_is_refused_with_the_command_that_fixes_it(empty_db: Database) -> None:
     empty_db.upgrade("0001")
     with pytest.raises(
-        MigrationRequired, match=r"at revision 0001, this Earful expects 0002: run `earful db upgrade`"
+        MigrationRequired, match=r"at revision 0001, this Earful expects 0003: run `earful db upgrade`"
     ):
         empty_db.require_current()
     assert tables(empty_db) == {"brand", "source", "crawl_run", "mention"}  # untouched

@@ -1,0 +1,137 @@
+"""Benchmark: how fast Earful classifies, against the stock ``transformers`` pipeline.
+
+The same 5,000 real texts of mixed length from ../shared/data (held-back clothing and hotel
+reviews, and TweetEval tweets, in a fixed order) go through:
+
+* ``pipeline`` — ``transformers.pipeline("text-classification")`` on exactly our weights (the
+  shipped layers glued onto the base MiniLM by :mod:`earful.models.export`), one text at a
+  time as the pipeline does by default, truncating at the window; the baseline;
+* ``earful``   — Earful's sentiment path: length-sorted batches, dynamic padding,
+  ``torch.inference_mode``, long texts split into windows instead of truncated;
+* ``earful_int8`` — the same with int8 dynamic quantization (``classifier.quantize``);
+* ``earful_topics`` — the full classify path (sentiment + topics per sentence), for scale.
+
+All on the same number of threads, in the same run. For each: texts/s, the ratio to the
+pipeline, 3-class accuracy on the texts' labels, and for the Earful paths the share of texts
+whose label differs from the fp32 path. The target (issue 6) is >= 3x the pipeline at <= 0.5
+point of accuracy lost. Output: a table, then one JSON line of the figures, last::
+
+    python bench/classify.py [--n 5000] [--threads 2] [--batch-size 64] [--skip-topics]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+
+from earful.models import classifier, data, encoder, export, sentiment
+
+
+def texts_for_bench(n: int) -> tuple[list[str], list[str]]:
+    """Reviews (clothing, hotels) and tweets, interleaved in a fixed order."""
+    reviews = data.clothing()["test"] + data.hotels()["test"] + data.hotels()["val"] + data.clothing()["val"]
+    tweets = data.tweeteval()
+    n_reviews = min(len(reviews), int(n * 0.65))
+    rows = reviews[:n_reviews] + tweets[: n - n_reviews]
+    rows.sort(key=lambda r: hash((r.dataset, r.text)) % 1000003)  # stable mix, no length order
+    return [r.text for r in rows], [r.label for r in rows]
+
+
+def accuracy(pred: Sequence[str], gold: Sequence[str]) -> float:
+    return sum(p == g for p, g in zip(pred, gold, strict=True)) / len(gold)
+
+
+def timed(fn: Callable[[], list[str]]) -> tuple[list[str], float]:
+    t0 = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n", type=int, default=5000)
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--skip-topics", action="store_true")
+    args = parser.parse_args(argv)
+    threads = encoder.set_threads(args.threads)
+    texts, gold = texts_for_bench(args.n)
+    tokens = [len(t) for t in encoder.Encoder.load().token_ids(texts)]
+    tokens.sort()
+    print(
+        f"{len(texts):,} texts, median {tokens[len(tokens) // 2]} word pieces, {threads} threads", flush=True
+    )
+
+    model = sentiment.load()
+    assert isinstance(model, sentiment.EarfulSentiment)
+    results: dict[str, dict[str, float]] = {}
+
+    from transformers import pipeline
+
+    hf = export.to_transformers(model)
+    tokenizer: Any = model.encoder.tokenizer
+    pipe = pipeline("text-classification", model=hf, tokenizer=tokenizer, device=-1)
+
+    def run_pipeline() -> list[str]:
+        with torch.inference_mode():
+            return [o["label"] for o in pipe(texts, truncation=True, max_length=encoder.WINDOW)]
+
+    base_pred, base_s = timed(run_pipeline)
+    results["pipeline"] = {"texts_per_s": len(texts) / base_s, "accuracy": accuracy(base_pred, gold)}
+    print(f"pipeline: {results['pipeline']}", flush=True)
+
+    fp32_pred, s = timed(lambda: [p.label for p in model.predict(texts, batch_size=args.batch_size)])
+    results["earful"] = {"texts_per_s": len(texts) / s, "accuracy": accuracy(fp32_pred, gold)}
+    print(f"earful: {results['earful']}", flush=True)
+
+    qmodel = sentiment.load()
+    assert isinstance(qmodel, sentiment.EarfulSentiment)
+    qmodel.quantize()
+    q_pred, s = timed(lambda: [p.label for p in qmodel.predict(texts, batch_size=args.batch_size)])
+    results["earful_int8"] = {
+        "texts_per_s": len(texts) / s,
+        "accuracy": accuracy(q_pred, gold),
+        "changed_vs_fp32": 1 - accuracy(q_pred, fp32_pred),
+    }
+    print(f"earful_int8: {results['earful_int8']}", flush=True)
+
+    if not args.skip_topics:
+        clf = classifier.load(threads=threads)
+        t_pred, s = timed(lambda: [p.label or "" for p in clf.predict(texts, batch_size=args.batch_size)])
+        results["earful_topics"] = {"texts_per_s": len(texts) / s, "accuracy": accuracy(t_pred, gold)}
+        print(f"earful_topics: {results['earful_topics']}", flush=True)
+
+    base = results["pipeline"]
+    print()
+    print(f"{'path':15s} {'texts/s':>9s} {'ratio':>7s} {'accuracy':>9s}")
+    figures: dict[str, Any] = {"n": len(texts), "threads": threads}
+    for name, r in results.items():
+        ratio = r["texts_per_s"] / base["texts_per_s"]
+        print(f"{name:15s} {r['texts_per_s']:9.1f} {ratio:6.2f}x {r['accuracy']:9.4f}")
+        figures[f"{name}_texts_per_s"] = round(r["texts_per_s"], 1)
+        figures[f"{name}_accuracy"] = round(r["accuracy"], 4)
+        if name != "pipeline":
+            figures[f"{name}_ratio"] = round(ratio, 2)
+            figures[f"{name}_accuracy_loss_points"] = round(100 * (base["accuracy"] - r["accuracy"]), 2)
+        if "changed_vs_fp32" in r:
+            figures[f"{name}_changed_vs_fp32"] = round(r["changed_vs_fp32"], 4)
+    best = max(
+        (n for n in results if n.startswith("earful") and n != "earful_topics"),
+        key=lambda n: results[n]["texts_per_s"],
+    )
+    figures["best_path"] = best
+    figures["target_met"] = bool(
+        figures[f"{best}_ratio"] >= 3.0 and figures[f"{best}_accuracy_loss_points"] <= 0.5
+    )
+    print(json.dumps(figures))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

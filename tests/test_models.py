@@ -1,0 +1,211 @@
+"""The classifiers with their real, shipped weights: texts in, predictions out (no database)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from earful.models import classifier, data, encoder, sentiment, topics, train
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+needs_data = pytest.mark.skipif(not SHARED.exists(), reason="../shared/data not present")
+
+
+@pytest.fixture(scope="module")
+def clf() -> classifier.Classifier:
+    return classifier.load(threads=2)
+
+
+def test_shipped_model_is_small_and_versioned() -> None:
+    folder = sentiment.DEFAULT_DIR
+    size = sum(p.stat().st_size for p in folder.iterdir())
+    assert size < 10 * 1024 * 1024
+    config = json.loads((folder / "config.json").read_text())
+    assert config["commercial_use"] is True
+    assert config["base_sha256"] == encoder.base_model_sha256()
+    assert (folder / "README.md").read_text().startswith(f"# {config['version']}")
+
+
+def test_obvious_sentences(clf: classifier.Classifier) -> None:
+    texts = [
+        "Absolutely love it, best purchase I've made all year.",
+        "Terrible quality, it broke after two days and support ignored me.",
+        "The staff were friendly and the room was spotless.",
+        "Worst hotel ever: dirty, noisy and overpriced.",
+    ]
+    labels = [p.label for p in clf.predict(texts)]
+    assert labels == ["positive", "negative", "positive", "negative"]
+
+
+@needs_data
+def test_held_back_reviews_meet_a_floor(clf: classifier.Classifier) -> None:
+    rows = data.clothing()["test"][:300] + data.uci()["test"][:150]
+    preds = clf.sentiment.predict([r.text for r in rows])
+    polar = [(r, p) for r, p in zip(rows, preds, strict=True) if r.label != "neutral"]
+    binary = [
+        ("negative" if p.probabilities["negative"] > p.probabilities["positive"] else "positive") == r.label
+        for r, p in polar
+    ]
+    assert sum(binary) / len(binary) >= 0.88
+    reviews = [(r.label, p.label) for r, p in zip(rows, preds, strict=True) if r.dataset == "clothing"]
+    assert train.macro_f1([g for g, _ in reviews], [p for _, p in reviews]) >= 0.6
+
+
+def test_a_20000_character_text_is_split_not_truncated(clf: classifier.Classifier) -> None:
+    text = ("The fabric is soft and the colour is lovely. " * 300 + "But it fell apart in the wash. ") * 1
+    text = text[:20000]
+    [p] = clf.predict([text])
+    assert p.status == "ok"
+    assert p.label in data.LABELS
+    assert p.windows > 10
+    assert abs(sum(p.probabilities.values()) - 1) < 1e-3
+
+
+def test_batch_and_single_predictions_agree(clf: classifier.Classifier) -> None:
+    texts = [
+        "ok",
+        "Shipping was slow but the product is great.",
+        "I want my money back. " * 80,
+        "Meh. Not bad, not good.",
+    ]
+    batch = clf.sentiment.predict(texts, batch_size=4)
+    for text, together in zip(texts, batch, strict=True):
+        [alone] = clf.sentiment.predict([text])
+        assert alone.label == together.label
+        for label in data.LABELS:
+            assert alone.probabilities[label] == pytest.approx(together.probabilities[label], abs=1e-3)
+
+
+@pytest.mark.parametrize(
+    ("text", "status"),
+    [
+        ("", "empty"),
+        ("   \n ", "empty"),
+        ("😡😡😡👎", "no_text"),
+        ("https://example.com/some/page?id=3", "no_text"),
+        ("Der Kundenservice war unfreundlich und die Lieferung kam viel zu spät an.", "unsupported_language"),
+        ("ok", "ok"),
+    ],
+)
+def test_texts_it_cannot_judge_are_marked_not_guessed(
+    clf: classifier.Classifier, text: str, status: str
+) -> None:
+    [p] = clf.predict([text])
+    assert p.status == status
+    if status != "ok":
+        assert p.label is None
+        assert p.score is None
+        assert p.probabilities == {}
+        assert p.note
+    if status == "unsupported_language":
+        assert p.language == "de"
+
+
+def test_topics_with_their_own_sentiment(clf: classifier.Classifier) -> None:
+    [p] = clf.predict(["The food was delicious, but the waiter was rude to us."])
+    found = {t.name: t for t in p.topics}
+    assert found["food"].sentiment == "positive"
+    assert found["customer_service"].sentiment == "negative"
+    assert set(p.topics_json()) == set(found)
+    [q] = clf.predict(["My parcel arrived two weeks late and the box was crushed."])
+    assert "delivery" in {t.name for t in q.topics}
+
+
+def test_version_names_model_and_taxonomy(clf: classifier.Classifier, tmp_path: Path) -> None:
+    assert clf.version.startswith("earful-sentiment-")
+    assert "+topics-" in clf.version
+    assert len(clf.version) <= 100
+    edited = tmp_path / "taxonomy.yaml"
+    edited.write_text(
+        topics.DEFAULT_TAXONOMY.read_text() + "\n  - name: extra\n    examples: [something new]\n"
+    )
+    other = topics.Taxonomy.load(edited)
+    assert other.fingerprint != clf.topics.taxonomy.fingerprint  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "message"),
+    [
+        ("topics: [", "not valid YAML"),
+        ("topics: []", "non-empty 'topics'"),
+        ("topics:\n  - name: a\n", "no example phrases"),
+        ("topics:\n  - name: a\n    examples: [x]\n  - name: a\n    examples: [y]\n", "appears twice"),
+        ("topics:\n  - name: a\n    examples: [x]\n    colour: red\n", "unknown keys: colour"),
+        ("threshold: 2\ntopics:\n  - name: a\n    examples: [x]\n", "between 0 and 1"),
+    ],
+)
+def test_bad_taxonomy_files_say_what_is_wrong(tmp_path: Path, yaml_text: str, message: str) -> None:
+    path = tmp_path / "t.yaml"
+    path.write_text(yaml_text)
+    with pytest.raises(topics.TaxonomyError, match=message):
+        topics.Taxonomy.load(path)
+
+
+def test_sentences_split_on_contrast() -> None:
+    assert topics.sentences("The food was good, but the service was slow. Nice place!") == [
+        "The food was good",
+        "but the service was slow.",
+        "Nice place!",
+    ]
+
+
+def test_a_local_hugging_face_model_plugs_in(tmp_path: Path) -> None:
+    from transformers import BertForSequenceClassification
+
+    model = BertForSequenceClassification.from_pretrained(
+        str(encoder.base_model_dir()), num_labels=2, id2label={0: "LABEL_0", 1: "LABEL_1"}
+    )
+    model.save_pretrained(tmp_path / "hf")
+    encoder.load_tokenizer().save_pretrained(str(tmp_path / "hf"))  # type: ignore[attr-defined]
+    with pytest.raises(ValueError, match=r"classifier\.labels"):
+        classifier.load(model=tmp_path / "hf", with_topics=False)
+    clf = classifier.load(
+        model=tmp_path / "hf", labels={"LABEL_0": "negative", "LABEL_1": "positive"}, with_topics=False
+    )
+    assert clf.version.startswith("hf:hf:")
+    preds = clf.predict(["fine", "word " * 900])
+    assert all(p.label in ("negative", "positive") for p in preds)
+    assert preds[1].windows > 1
+    assert preds[0].probabilities["neutral"] == 0
+
+
+def test_quantized_model_agrees_and_has_its_own_version() -> None:
+    model = sentiment.load()
+    assert isinstance(model, sentiment.EarfulSentiment)
+    texts = ["Great value, would buy again.", "Broken on arrival, refund took weeks.", "It is a jacket."]
+    before = model.predict(texts)
+    version = model.version
+    model.quantize()
+    after = model.predict(texts)
+    assert model.version == f"{version}-int8"
+    assert [a.label for a in after[:2]] == [b.label for b in before[:2]]
+
+
+@needs_data
+def test_training_is_seeded(tmp_path: Path) -> None:
+    """Two quick runs with the same seed give the same weights (the full run is `make retrain-check`)."""
+    cfg = train.TrainConfig(quick=True, epochs=1, threads=2)
+    first, _ = train.train(cfg, say=lambda _m: None)
+    second, _ = train.train(cfg, say=lambda _m: None)
+    for key, value in first.head.state_dict().items():
+        assert torch.equal(value, second.head.state_dict()[key]), key
+
+
+@pytest.mark.skipif(os.environ.get("EARFUL_TEST_RETRAIN") != "1", reason="slow: set EARFUL_TEST_RETRAIN=1")
+@needs_data
+def test_retraining_reproduces_the_shipped_figures(tmp_path: Path) -> None:
+    """A full retrain from a clean checkout lands within 1 point of the shipped model card."""
+    from earful.models import evaluate
+
+    shipped = json.loads((sentiment.DEFAULT_DIR / "config.json").read_text())
+    model, _ = train.train(train.TrainConfig(threads=2), say=print)
+    report = evaluate.sentiment_report(model)
+    for name in ("reviews", "uci", "tweeteval"):
+        for key in ("macro_f1", "binary_accuracy"):
+            want = shipped["metrics"]["datasets"][name]["model"][key]
+            got = report["datasets"][name]["model"][key]
+            assert abs(got - want) <= 0.01, (name, key, got, want)
