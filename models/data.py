@@ -15,6 +15,7 @@ import gzip
 import json
 import os
 import random
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ class Example:
     label: str
     dataset: str
     topics: tuple[str, ...] = ()
+    title: str = field(default="", compare=False)
     # aspect -> polarity, for aspect-based sets (MAMS)
     aspects: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
 
@@ -100,7 +102,7 @@ def clothing(root: Path | None = None) -> dict[str, list[Example]]:
             seen.add(body)
             title = (row.get("Title") or "").strip()
             text = f"{title}. {body}" if title else body
-            rows.append(Example(text, stars_to_label(int(row["Rating"])), "clothing"))
+            rows.append(Example(text, stars_to_label(int(row["Rating"])), "clothing", title=title))
     return split(rows, "clothing")
 
 
@@ -169,6 +171,53 @@ def mams(part: str, root: Path | None = None) -> list[Example]:
         doc = json.loads(line)
         aspects = {a["category"]: a["polarity"] for a in doc["aspect_categories"]}
         rows.append(Example(doc["text"].strip(), "", "mams", tuple(sorted(aspects)), aspects))
+    return rows
+
+
+# Where a sentence breaks into clauses that can carry different sentiments.
+_CLAUSE_BREAK = re.compile(
+    r"[.!?;]+\s+|\n+|\s+-+\s+|--+|,?\s+\b(?:but|however|although|though|whereas|while|yet)\b", re.I
+)
+
+
+def clause_spans(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each clause: sentence ends and contrastive words ("but") cut the text."""
+    spans = []
+    start = 0
+    for m in _CLAUSE_BREAK.finditer(text):
+        spans.append((start, m.start()))
+        start = m.start() if m.group(0).strip(" ,").lower() in _CONTRAST else m.end()
+    spans.append((start, len(text)))
+    return [(a, b) for a, b in spans if len(text[a:b].split()) >= 2]
+
+
+_CONTRAST = {"but", "however", "although", "though", "whereas", "while", "yet"}
+
+
+def mams_clauses(root: Path | None = None) -> list[Example]:
+    """Clauses of MAMS aspect-term *train* sentences labelled with their terms' polarity.
+
+    Short texts with a neutral class (what review sentences about a table or a menu sound
+    like), which the star-rated reviews cannot give. A clause is kept when its terms agree;
+    sentences that also occur in the aspect-category validation or test sets (used to evaluate
+    topics) are left out.
+    """
+    base = data_dir(root) / "mams-absa"
+    held = {doc.text for part in ("val", "test") for doc in mams(part, root)}
+    rows: list[Example] = []
+    path = _need(base / "MAMS-ATSA" / "train.jsonl")
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        doc = json.loads(line)
+        text = doc["text"].strip()
+        if text in held:
+            continue
+        for a, b in clause_spans(doc["text"]):
+            polarities = {t["polarity"] for t in doc["aspect_terms"] if a <= t["from"] and t["to"] <= b}
+            if len(polarities) == 1:
+                clause = doc["text"][a:b].strip(" ,;")
+                rows.append(Example(clause, polarities.pop(), "mams_clauses"))
     return rows
 
 
