@@ -58,12 +58,12 @@ bench: install
 	$(BIN)/python bench/classify.py
 
 # Retrain the shipped sentiment model from ../shared/data and rewrite models/sentiment-model/
-# (weights, config, model card); about 20 minutes on 2 cores.
+# (weights, config, model card); about 30 minutes on 2 cores, plus 7 for the evaluation.
 train: install
 	$(BIN)/python -m earful.models.train
 
 # Retrain into a temporary folder and check the figures match the shipped card within 1 point.
-# Kept out of `make test` because it takes ~25 minutes on 2 cores.
+# Kept out of `make test` because it takes ~40 minutes on 2 cores.
 retrain-check: install
 	EARFUL_TEST_RETRAIN=1 $(BIN)/python -m pytest tests/test_models.py -k retraining -s
 

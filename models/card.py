@@ -145,7 +145,10 @@ def render(config: dict[str, Any]) -> str:
         "- Trained on clothing and hotel reviews and review sentences: other domains (software, "
         "finance, politics) and sarcasm are weaker; check it on your own labelled sample with "
         "`earful eval --data FILE.csv`.",
-        "- Neutral is learnt from 3-star reviews, which are often mixed rather than neutral.",
+        "- Neutral is learnt from 3-star reviews, which are often mixed rather than neutral; on "
+        "short texts (tweets) the model almost never says neutral.",
+        '- Rare words cut into word pieces can mislead it: "The room was spotless." comes out '
+        'negative (the piece "##less" reads like "useless").',
         "",
         f"Version `{config['version']}` is stored with every classification it makes.",
         "",

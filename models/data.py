@@ -35,9 +35,9 @@ class Example:
     label: str
     dataset: str
     topics: tuple[str, ...] = ()
-    title: str = field(default="", compare=False)
     # aspect -> polarity, for aspect-based sets (MAMS)
     aspects: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
+    title: str = field(default="", compare=False)  # the review's title, where it has one
 
 
 class DataMissing(FileNotFoundError):

@@ -168,6 +168,9 @@ class ClassifierSettings(_Model):
     threads: int | None = Field(None, ge=1, le=1024)  # None: every core this process may use
     batch_size: int = Field(64, ge=1, le=4096)
     commit_every: int = Field(256, ge=1, le=100_000)
+    # int8 dynamic quantization of Earful's own model: faster on CPU, slightly different
+    # probabilities, and its own model version (bench/classify.py measures both).
+    quantize: bool = False
 
 
 class AlertSettings(_Model):
