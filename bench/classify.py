@@ -35,7 +35,8 @@ from earful.models import classifier, data, encoder, export, sentiment
 
 def texts_for_bench(n: int) -> tuple[list[str], list[str]]:
     """Reviews (clothing, hotels) and tweets, interleaved in a fixed order."""
-    reviews = data.clothing()["test"] + data.hotels()["test"] + data.hotels()["val"] + data.clothing()["val"]
+    clothing, hotels = data.clothing(), data.hotels()
+    reviews = clothing["test"] + hotels["test"] + hotels["val"] + clothing["val"]
     tweets = data.tweeteval()
     n_reviews = min(len(reviews), int(n * 0.65))
     rows = reviews[:n_reviews] + tweets[: n - n_reviews]

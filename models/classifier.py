@@ -13,7 +13,6 @@ that says why (``empty``, ``no_text``, ``unsupported_language``), never a guess.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -118,7 +117,3 @@ def load(
     encoder = sent.encoder if isinstance(sent, sentiment.EarfulSentiment) else None
     topic_model = topics.TopicModel.load(taxonomy, encoder) if with_topics else None
     return Classifier(sent, topic_model)
-
-
-def text_digest(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]

@@ -137,6 +137,33 @@ class Top(nn.Module):
         return mean_pool(hidden, mask)
 
 
+def split_windows(ids: Sequence[int], size: int, stride: int, cls_id: int, sep_id: int) -> list[list[int]]:
+    """Cut one text's ids into windows of ``size`` pieces (plus [CLS]/[SEP]) overlapping by
+    ``stride``; a short text is one window. Never truncates."""
+    if len(ids) <= size:
+        return [[cls_id, *ids, sep_id]]
+    step = max(1, size - stride)
+    out = []
+    start = 0
+    while True:
+        out.append([cls_id, *ids[start : start + size], sep_id])
+        if start + size >= len(ids):
+            break
+        start += step
+    return out
+
+
+def pad_batch(batch: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pad a batch to its longest member (dynamic padding): (input ids, attention mask)."""
+    width = max(len(ids) for ids in batch)
+    input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(batch), width), dtype=torch.long)
+    for i, ids in enumerate(batch):
+        input_ids[i, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+        mask[i, : len(ids)] = 1
+    return input_ids, mask
+
+
 @dataclass
 class Encoder:
     """The shared trunk plus the original top (sentence embeddings) of the base model."""
@@ -168,28 +195,9 @@ class Encoder:
 
     def windows(self, ids: Sequence[int], window: int = WINDOW, stride: int = STRIDE) -> list[list[int]]:
         """Split one text's ids into model-sized windows with [CLS]/[SEP]; never truncates."""
-        cls_id = self.tokenizer.cls_token_id  # type: ignore[attr-defined]
-        sep_id = self.tokenizer.sep_token_id  # type: ignore[attr-defined]
-        size = window - 2
-        if len(ids) <= size:
-            return [[cls_id, *ids, sep_id]]
-        step = size - stride
-        out = []
-        start = 0
-        while True:
-            out.append([cls_id, *ids[start : start + size], sep_id])
-            if start + size >= len(ids):
-                break
-            start += step
-        return out
+        tok: Any = self.tokenizer
+        return split_windows(ids, window - 2, stride, tok.cls_token_id, tok.sep_token_id)
 
     def pad(self, batch: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
         """Pad a batch to its longest member (dynamic padding)."""
-        pad_id = self.tokenizer.pad_token_id  # type: ignore[attr-defined]
-        width = max(len(ids) for ids in batch)
-        input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-        mask = torch.zeros((len(batch), width), dtype=torch.long)
-        for i, ids in enumerate(batch):
-            input_ids[i, : len(ids)] = torch.tensor(ids, dtype=torch.long)
-            mask[i, : len(ids)] = 1
-        return input_ids, mask
+        return pad_batch(batch, self.tokenizer.pad_token_id)  # type: ignore[attr-defined]

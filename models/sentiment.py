@@ -230,7 +230,6 @@ class HFSentiment:
         enc_ = self.tokenizer(list(texts), add_special_tokens=False, truncation=False, verbose=False)
         windows: list[list[int]] = []
         owners: list[int] = []
-        size = self.window - 2
         cls_id = (
             self.tokenizer.cls_token_id
             if self.tokenizer.cls_token_id is not None
@@ -242,26 +241,16 @@ class HFSentiment:
             else self.tokenizer.eos_token_id
         )
         for i, ids in enumerate(enc_["input_ids"]):
-            step = max(1, size - enc.STRIDE)
-            start = 0
-            while True:
-                windows.append([cls_id, *ids[start : start + size], sep_id])
+            for w in enc.split_windows(ids, self.window - 2, enc.STRIDE, cls_id, sep_id):
+                windows.append(w)
                 owners.append(i)
-                if start + size >= len(ids):
-                    break
-                start += step
         order = sorted(range(len(windows)), key=lambda i: len(windows[i]))
         n_out = len(self.source_labels)
         probs = torch.empty((len(windows), len(LABELS)))
         pad_id = self.tokenizer.pad_token_id or 0
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
-            width = max(len(windows[i]) for i in idx)
-            input_ids = torch.full((len(idx), width), pad_id, dtype=torch.long)
-            mask = torch.zeros((len(idx), width), dtype=torch.long)
-            for row, i in enumerate(idx):
-                input_ids[row, : len(windows[i])] = torch.tensor(windows[i])
-                mask[row, : len(windows[i])] = 1
+            input_ids, mask = enc.pad_batch([windows[i] for i in idx], pad_id)
             p = torch.softmax(self.model(input_ids=input_ids, attention_mask=mask).logits, dim=-1)
             folded = torch.zeros((len(idx), len(LABELS)))
             for j in range(n_out):

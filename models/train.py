@@ -203,17 +203,8 @@ def macro_f1(gold: Sequence[str], pred: Sequence[str], labels: Sequence[str] = d
     return sum(scores) / len(scores) if scores else 0.0
 
 
-def _predict_cached(head: SentimentHead, cache: Cached, batch_size: int = 128) -> list[str]:
-    head.eval()
-    preds: list[str] = [""] * len(cache.lengths)
-    order = sorted(range(len(cache.lengths)), key=lambda i: cache.lengths[i])
-    with torch.inference_mode():
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
-            hidden, mask = cache.batch(idx)
-            for row, k in zip(idx, head(hidden, mask).argmax(-1).tolist(), strict=True):
-                preds[row] = ds.LABELS[k]
-    return preds
+def _predict_cached(head: SentimentHead, cache: Cached) -> list[str]:
+    return [ds.LABELS[k] for k in _val_logits(head, cache).argmax(-1).tolist()]
 
 
 def _val_score(gold: Sequence[ds.Example], pred: Sequence[str]) -> dict[str, float]:
