@@ -299,3 +299,16 @@ def classified_counts(db: Database) -> dict[str, int]:
     query = select(c.c.model_version, func.count()).group_by(c.c.model_version).order_by(c.c.model_version)
     with db.translate_errors(), db.engine.connect() as conn:
         return {version: int(n) for version, n in conn.execute(query).tuples()}
+
+
+def latest_version(db: Database) -> str | None:
+    """The model version that reports and alerts read: the one written most recently.
+
+    A new model classifies everything again into rows of its own version, so while it runs the
+    older version stays complete; reports switch once the newest version has been written.
+    ``None`` when nothing has been classified yet.
+    """
+    c = _CLASSIFICATION
+    query = select(c.c.model_version).order_by(c.c.id.desc()).limit(1)
+    with db.translate_errors(), db.engine.connect() as conn:
+        return conn.execute(query).scalar_one_or_none()
