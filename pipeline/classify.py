@@ -304,9 +304,9 @@ def classified_counts(db: Database) -> dict[str, int]:
 def latest_version(db: Database) -> str | None:
     """The model version that reports and alerts read: the one written most recently.
 
-    A new model classifies everything again into rows of its own version, so while it runs the
-    older version stays complete; reports switch once the newest version has been written.
-    ``None`` when nothing has been classified yet.
+    A new model classifies everything again into rows of its own version; reports and alerts
+    follow the newest version from its first row, so finish ``earful classify`` after a model
+    change before reading them. ``None`` when nothing has been classified yet.
     """
     c = _CLASSIFICATION
     query = select(c.c.model_version).order_by(c.c.id.desc()).limit(1)
