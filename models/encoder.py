@@ -15,7 +15,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -172,6 +172,8 @@ class Encoder:
     trunk: Trunk
     top: Top
     split: int
+    # Set by use_onnx: runs embeddings + every layer + pooling in ONNX Runtime instead.
+    runner: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
 
     @classmethod
     def load(cls, split: int = 4) -> Encoder:
@@ -187,6 +189,21 @@ class Encoder:
         top._mask = self.trunk.attention_mask
         top.requires_grad_(True)
         return top
+
+    def use_onnx(self, *, quantize: bool, threads: int) -> None:
+        """Compute :meth:`embed` with ONNX Runtime (see :mod:`earful.models.runtime`)."""
+        from earful.models import export, runtime
+
+        if self.runner is None:
+            self.runner = runtime.runner(
+                export.embedding_for_onnx(), "embedding", quantize=quantize, threads=threads
+            )
+
+    def embed(self, input_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Mean-pooled sentence embeddings of a padded batch (not normalised)."""
+        if self.runner is not None:
+            return self.runner(input_ids, mask)
+        return self.top(self.trunk(input_ids, mask), mask)  # type: ignore[no-any-return]
 
     def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
         """Word-piece ids of each text, without special tokens and without truncation."""

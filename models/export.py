@@ -60,3 +60,41 @@ def to_transformers(model: EarfulSentiment) -> MeanPoolBertForSequenceClassifica
     out.classifier.load_state_dict(model.head.out.state_dict())
     out.eval()  # type: ignore[no-untyped-call]
     return out
+
+
+class Probabilities(nn.Module):
+    """(input ids, attention mask) -> label probabilities: what ONNX Runtime runs."""
+
+    def __init__(self, model: MeanPoolBertForSequenceClassification) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        logits = self.model(input_ids=input_ids, attention_mask=attention_mask).logits
+        return torch.softmax(logits, dim=-1)
+
+
+class SentenceEmbedding(nn.Module):
+    """(input ids, attention mask) -> the base model's mean-pooled embedding (not normalised)."""
+
+    def __init__(self, bert: Any) -> None:
+        super().__init__()
+        self.bert = bert
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        hidden = self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return enc.mean_pool(hidden, attention_mask)
+
+
+def _eager(model: Any) -> Any:
+    """Plain attention: it traces to ONNX with the padding mask kept as an input."""
+    model.config._attn_implementation = "eager"
+    return model
+
+
+def sentiment_for_onnx(model: EarfulSentiment) -> Probabilities:
+    return Probabilities(_eager(to_transformers(model))).eval()
+
+
+def embedding_for_onnx() -> SentenceEmbedding:
+    return SentenceEmbedding(_eager(enc.load_base())).eval()

@@ -218,7 +218,7 @@ class TopicModel:
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
             input_ids, mask = self.encoder.pad([windows[i] for i in idx])
-            vecs[idx] = self.encoder.top(self.encoder.trunk(input_ids, mask), mask)
+            vecs[idx] = self.encoder.embed(input_ids, mask)
         out = torch.zeros((len(texts), vecs.shape[1]))
         out.index_add_(0, torch.tensor(owners), vecs)
         return torch.nn.functional.normalize(out, dim=-1)

@@ -86,7 +86,7 @@ def load_classifier(config: Config) -> Classifier:
     is a :class:`ModelError` whose message says which setting to look at.
     """
     settings = config.classifier
-    key = (settings.model, tuple(sorted(settings.labels.items())), config.topics.taxonomy, settings.quantize)
+    key = (settings.model, tuple(sorted(settings.labels.items())), config.topics.taxonomy, settings.runtime)
     with _load_lock:
         if key in _loaded:
             from earful.models import encoder
@@ -116,7 +116,7 @@ def load_classifier(config: Config) -> Classifier:
                 labels=dict(settings.labels) or None,
                 taxonomy=config.topics.taxonomy,
                 threads=settings.threads,
-                quantize=settings.quantize,
+                runtime=settings.runtime,
             )
         except Exception as exc:
             detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

@@ -168,9 +168,10 @@ class ClassifierSettings(_Model):
     threads: int | None = Field(None, ge=1, le=1024)  # None: every core this process may use
     batch_size: int = Field(64, ge=1, le=4096)
     commit_every: int = Field(256, ge=1, le=100_000)
-    # int8 dynamic quantization of Earful's own model: faster on CPU, slightly different
-    # probabilities, and its own model version (bench/classify.py measures both).
-    quantize: bool = False
+    # How Earful's own model runs: ONNX Runtime with int8 weights (fastest; slightly different
+    # probabilities, so its own model version), ONNX Runtime fp32, or PyTorch (bench/classify.py
+    # measures all three). A Hugging Face model in ``model`` always runs in PyTorch.
+    runtime: Literal["onnx-int8", "onnx", "torch"] = "onnx-int8"
 
 
 class AlertSettings(_Model):

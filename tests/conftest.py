@@ -10,6 +10,7 @@ out with ``EARFUL_TEST_SKIP_POSTGRES=1``.
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -48,6 +49,9 @@ sources:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "postgresql: runs on the PostgreSQL server")
+    # The ONNX files the classifier exports on first use go to a folder of this test run, not
+    # to the user's ~/.cache (tests/test_models.py checks the cache itself).
+    os.environ.setdefault("EARFUL_CACHE_DIR", tempfile.mkdtemp(prefix="earful-test-cache-"))
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

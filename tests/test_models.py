@@ -182,8 +182,85 @@ def test_quantized_model_agrees_and_has_its_own_version() -> None:
     version = model.version
     model.quantize()
     after = model.predict(texts)
-    assert model.version == f"{version}-int8"
+    assert model.version == f"{version}-torch-int8"
     assert [a.label for a in after[:2]] == [b.label for b in before[:2]]
+
+
+ONNX_TEXTS = [
+    "Great value, would buy again.",
+    "Broken on arrival, refund took weeks.",
+    "The staff were friendly but the room smelled of smoke.",
+    "Delivery was two days late and nobody answered the phone. " * 60,  # several windows
+    "ok",
+]
+
+
+def test_onnx_fp32_gives_pytorchs_probabilities() -> None:
+    """Same weights, same windows: ONNX Runtime fp32 matches PyTorch and keeps the version."""
+    torch_model = sentiment.load()
+    onnx_model = sentiment.load()
+    assert isinstance(torch_model, sentiment.EarfulSentiment)
+    assert isinstance(onnx_model, sentiment.EarfulSentiment)
+    onnx_model.use_onnx(quantize=False, threads=2)
+    assert onnx_model.version == torch_model.version
+    for a, b in zip(torch_model.predict(ONNX_TEXTS), onnx_model.predict(ONNX_TEXTS), strict=True):
+        assert (a.label, a.windows) == (b.label, b.windows)
+        for label in a.probabilities:
+            assert abs(a.probabilities[label] - b.probabilities[label]) < 1e-4
+    vecs = topics.TopicModel.load(encoder=torch_model.encoder).embed(ONNX_TEXTS)
+    onnx_vecs = topics.TopicModel.load(encoder=onnx_model.encoder).embed(ONNX_TEXTS)
+    assert torch.allclose(vecs, onnx_vecs, atol=1e-4)
+
+
+def test_onnx_int8_is_its_own_version_and_agrees_on_clear_texts() -> None:
+    clf = classifier.load(runtime="onnx-int8", threads=2)
+    reference = classifier.load(runtime="torch", threads=2)
+    assert clf.version.startswith("earful-sentiment-")
+    assert "-int8+topics-" in clf.version
+    assert clf.version != reference.version
+    got = clf.predict(ONNX_TEXTS[:4])
+    want = reference.predict(ONNX_TEXTS[:4])
+    assert [p.label for p in got] == [p.label for p in want]
+    assert [p.windows for p in got] == [p.windows for p in want]
+    for a, b in zip(got, want, strict=True):
+        assert abs((a.score or 0) - (b.score or 0)) < 0.1
+
+
+def test_onnx_files_are_cached_and_rebuilt_only_for_other_weights(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from earful.models import export, runtime
+
+    monkeypatch.setenv("EARFUL_CACHE_DIR", str(tmp_path / "cache"))
+    module = export.embedding_for_onnx()
+    first = runtime.runner(module, "embedding", quantize=True, threads=1)
+    stamp = first.path.stat().st_mtime_ns
+    again = runtime.runner(module, "embedding", quantize=True, threads=1)
+    assert again.path == first.path
+    assert again.path.stat().st_mtime_ns == stamp
+    assert first.path.parent == tmp_path / "cache" / "onnx"
+    with torch.no_grad():
+        module.bert.encoder.layer[0].output.dense.bias.add_(0.01)  # other weights: another file
+    changed = runtime.runner(module, "embedding", quantize=True, threads=1)
+    assert changed.path != first.path
+    assert sorted(p.name for p in (tmp_path / "cache" / "onnx").iterdir()) == sorted(
+        [first.path.name, changed.path.name]
+    )  # written atomically: no temporary files left behind
+
+
+def test_onnx_cache_that_cannot_be_written_falls_back_to_a_temporary_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from earful.models import export, runtime
+
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder")
+    monkeypatch.setenv("EARFUL_CACHE_DIR", str(blocked))
+    run = runtime.runner(export.embedding_for_onnx(), "embedding", quantize=False, threads=1)
+    assert run.path.exists()
+    assert not run.path.is_relative_to(blocked)
+    ids = torch.tensor([[101, 2204, 102]])
+    assert run(ids, torch.ones_like(ids)).shape == (1, 384)
 
 
 @needs_data
