@@ -89,6 +89,17 @@ def render(config: dict[str, Any]) -> str:
         f"- Texts longer than {config.get('window')} word pieces are split into windows overlapping by "
         f"{config.get('stride')}; the windows' probabilities are averaged, weighted by length.",
         "- English only: Earful refuses to guess for texts confidently identified as another language.",
+    ]
+    rule = config.get("no_lexicon_neutral")
+    if rule:
+        lines.append(
+            f"- A text of at most {rule['max_tokens']} word pieces in which the VADER lexicon finds no "
+            f"sentiment word is called neutral (probabilities {1 - rule['weight']:.1f} x model + "
+            f"{rule['weight']:.1f} x neutral). The model learnt neutral from mixed 3-star reviews and "
+            "otherwise picks a side on short factual texts; the rule was chosen on MAMS clauses, "
+            "not on TweetEval."
+        )
+    lines += [
         "",
         "## Data and licences",
         "",
@@ -145,8 +156,9 @@ def render(config: dict[str, Any]) -> str:
         "- Trained on clothing and hotel reviews and review sentences: other domains (software, "
         "finance, politics) and sarcasm are weaker; check it on your own labelled sample with "
         "`earful eval --data FILE.csv`.",
-        "- Neutral is learnt from 3-star reviews, which are often mixed rather than neutral; on "
-        "short texts (tweets) the model almost never says neutral.",
+        "- Neutral is learnt from 3-star reviews, which are often mixed rather than neutral. Short "
+        "texts with no word from the lexicon are called neutral, including those whose sentiment is "
+        "only implied (\"the flight was late\").",
         '- Rare words cut into word pieces can mislead it: "The room was spotless." comes out '
         'negative (the piece "##less" reads like "useless").',
         "",

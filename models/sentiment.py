@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +72,37 @@ def _aggregate(
         count[owner] += 1
     mean = total / wsum.clamp(min=1e-9).unsqueeze(1)
     return [(mean[i].tolist(), count[i]) for i in range(n)]
+
+
+@lru_cache(maxsize=1)
+def _lexicon() -> Any:
+    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+    return SentimentIntensityAnalyzer()
+
+
+def lexicon_silent(text: str) -> bool:
+    """True when the VADER lexicon finds no sentiment at all in ``text`` (compound exactly 0)."""
+    return float(_lexicon().polarity_scores(text)["compound"]) == 0.0
+
+
+def no_lexicon_neutral(
+    values: list[float], labels: Sequence[str], text: str, n_tokens: int, rule: dict[str, Any]
+) -> list[float]:
+    """The model's probabilities, pulled to neutral for a short text with no sentiment words.
+
+    The model learnt neutral from 3-star reviews, which are mixed rather than neutral; on a
+    short factual text ("Flight 227 lands at 9") it still picks a side. A text of at most
+    ``rule["max_tokens"]`` word pieces in which the lexicon finds no sentiment word is called
+    neutral: its probabilities become ``(1 - w) * model + w * neutral`` with ``w =
+    rule["weight"]``, so neutral leads and the model's negative/positive ordering is kept.
+    Chosen on MAMS clauses (measured in the model card), never on TweetEval.
+    """
+    if "neutral" not in labels or n_tokens > int(rule["max_tokens"]) or not lexicon_silent(text):
+        return values
+    weight = float(rule["weight"])
+    k = list(labels).index("neutral")
+    return [(1 - weight) * v + (weight if i == k else 0.0) for i, v in enumerate(values)]
 
 
 def _to_sentiment(values: Sequence[float], labels: Sequence[str], windows: int) -> Sentiment:
@@ -189,6 +221,12 @@ class EarfulSentiment:
                 owners.append(i)
         probs = self.window_probabilities(windows, batch_size)
         agg = _aggregate(probs, owners, [len(w) for w in windows], len(texts))
+        rule = self.config.get("no_lexicon_neutral")
+        if rule:
+            agg = [
+                (no_lexicon_neutral(p, self.labels, text, len(text_ids), rule), n)
+                for (p, n), text, text_ids in zip(agg, texts, ids, strict=True)
+            ]
         if progress:
             progress(len(texts))
         return [_to_sentiment(p, self.labels, n) for p, n in agg]

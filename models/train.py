@@ -44,7 +44,10 @@ from earful.models.sentiment import DEFAULT_DIR, EarfulSentiment, SentimentHead
 
 log = logging.getLogger("earful.models.train")
 
-VERSION = "earful-sentiment-1.0"
+VERSION = "earful-sentiment-1.1"
+# A short text with no word from the sentiment lexicon is called neutral (see
+# sentiment.no_lexicon_neutral); 64 word pieces, chosen on MAMS clauses.
+NO_LEXICON_NEUTRAL = {"max_tokens": 64, "weight": 0.6}
 
 
 @dataclass
@@ -360,6 +363,7 @@ def train(
         "labels": list(ds.LABELS),
         "window": enc.WINDOW,
         "stride": enc.STRIDE,
+        "no_lexicon_neutral": dict(NO_LEXICON_NEUTRAL),
         "training": {k: v for k, v in asdict(cfg).items() if k != "threads"},
         "datasets": {n: LICENCES[n] for n in names},
         "commercial_use": cfg.variant == "default",

@@ -180,21 +180,44 @@ class AlertSettings(_Model):
     window_hours: int = Field(3, ge=1, le=168)
     baseline_weeks: int = Field(6, ge=2, le=26)
     min_count: int = Field(5, ge=1)
-    false_discovery_rate: float = Field(0.05, gt=0, lt=1)
+    # Smallest effect that alerts: observed negatives / expected (chosen on the backtest).
+    min_ratio: float = Field(1.5, ge=1, le=100)
+    # Per hourly run, so ~720 runs a month; 0.01 keeps about one false alarm per brand-month
+    # on the backtest (0.05: about four).
+    false_discovery_rate: float = Field(0.01, gt=0, lt=1)
     cooldown_hours: int = Field(24, ge=0)
+    # Delivery: tries per channel and run, the wait before the second (doubling after), and
+    # the timeout of one try; a channel still down stays pending for the next run.
+    delivery_attempts: int = Field(3, ge=1, le=10)
+    delivery_backoff_s: float = Field(2.0, ge=0, le=300)
+    delivery_timeout_s: float = Field(10.0, gt=0, le=300)
 
 
 class SlackNotifier(_Model):
     kind: Literal["slack"]
     name: str
-    url: SecretStr
+    url: SecretStr = SecretStr("")  # empty: from the Airflow connection conn_id
+    conn_id: str | None = None  # an Airflow connection whose host is the URL, instead of url
+
+    @model_validator(mode="after")
+    def _url_or_connection(self) -> SlackNotifier:
+        if not self.url.get_secret_value() and self.conn_id is None:
+            raise ValueError("give url (as ${ENV_VAR}) or conn_id (an Airflow connection)")
+        return self
 
 
 class WebhookNotifier(_Model):
     kind: Literal["webhook"]
     name: str
-    url: SecretStr
+    url: SecretStr = SecretStr("")  # empty: from the Airflow connection conn_id
     secret: SecretStr | None = None
+    conn_id: str | None = None  # an Airflow connection: host is the URL, password the secret
+
+    @model_validator(mode="after")
+    def _url_or_connection(self) -> WebhookNotifier:
+        if not self.url.get_secret_value() and self.conn_id is None:
+            raise ValueError("give url (as ${ENV_VAR}) or conn_id (an Airflow connection)")
+        return self
 
 
 class EmailNotifier(_Model):
@@ -207,12 +230,23 @@ class EmailNotifier(_Model):
     password: SecretStr | None = None
     sender: str
     recipients: list[str] = Field(min_length=1)
+    conn_id: str | None = None  # an Airflow connection: its host, port, login, password win
 
 
 Notifier = Annotated[SlackNotifier | WebhookNotifier | EmailNotifier, Field(discriminator="kind")]
 
 # Keys whose values are secrets: in the file they must be ${ENV_VAR} references.
 SECRET_KEYS = {"url", "secret", "password"}
+
+
+class ReportSettings(_Model):
+    """The weekly report (``earful report``). A week with fewer than ``min_judged`` judged
+    mentions says it is too thin to conclude from; ``out_dir`` is relative to the config file."""
+
+    weeks: int = Field(12, ge=2, le=104)  # weeks in the trend chart, this week included
+    min_judged: int = Field(30, ge=1)
+    examples: int = Field(5, ge=1, le=50)  # mentions listed per section
+    out_dir: Path | None = None  # None: reports/ beside the config file
 
 
 class Config(_Model):
@@ -227,6 +261,7 @@ class Config(_Model):
     topics: TopicSettings = TopicSettings()
     classifier: ClassifierSettings = ClassifierSettings()
     alerts: AlertSettings = AlertSettings()
+    report: ReportSettings = ReportSettings()
     notifiers: list[Notifier] = Field(default_factory=list)
     # Where the file was read from; set by the loader, not by the file.
     path: Path | None = Field(default=None, exclude=True)
@@ -519,6 +554,7 @@ def _all_field_names() -> set[str]:
         TopicSettings,
         ClassifierSettings,
         AlertSettings,
+        ReportSettings,
         SlackNotifier,
         WebhookNotifier,
         EmailNotifier,

@@ -149,6 +149,15 @@ class Mention(Base):
     __table_args__ = (
         UniqueConstraint("source_id", "external_key"),
         Index("ix_mention_brand_published", "brand_id", "published_at"),
+        # `earful alerts` counts a mention in the hour it was published, else collected: it
+        # reads the last weeks through these two (an expression index cannot be reflected).
+        Index("ix_mention_published_at", "published_at"),
+        Index(
+            "ix_mention_undated",
+            "collected_at",
+            sqlite_where=text("published_at IS NULL"),
+            postgresql_where=text("published_at IS NULL"),
+        ),
         # Replies of a mention. Partial, so that SQLite's planner does not take it for the
         # "parent_id IS NULL" look-up below, which matches most of the table.
         Index(

@@ -34,12 +34,32 @@ def test_obvious_sentences(clf: classifier.Classifier) -> None:
     texts = [
         "Absolutely love it, best purchase I've made all year.",
         "Terrible quality, it broke after two days and support ignored me.",
-        # Known miss, in the model card: "The room was spotless." comes out negative.
         "Friendly staff, clean room, great stay.",
         "Worst hotel ever: dirty, noisy and overpriced.",
     ]
     labels = [p.label for p in clf.predict(texts)]
     assert labels == ["positive", "negative", "positive", "negative"]
+
+
+def test_short_texts_without_sentiment_words_are_neutral(clf: classifier.Classifier) -> None:
+    facts = ["It is a jacket.", "Flight 227 lands at 9pm tonight.", "We stayed three nights in March."]
+    loaded = ["It is a lovely jacket.", "Flight 227 lands at 9pm tonight, awful airline."]
+    preds = clf.sentiment.predict(facts + loaded)
+    assert [p.label for p in preds[:3]] == ["neutral"] * 3
+    assert [p.label for p in preds[3:]] == ["positive", "negative"]
+    for p in preds:
+        assert abs(sum(p.probabilities.values()) - 1) < 1e-5
+
+
+def test_the_neutral_rule_keeps_the_models_order_of_the_other_labels() -> None:
+    rule = {"max_tokens": 64, "weight": 0.6}
+    labels = ("negative", "neutral", "positive")
+    out = sentiment.no_lexicon_neutral([0.1, 0.05, 0.85], labels, "It is a jacket.", 5, rule)
+    assert max(range(3), key=lambda i: out[i]) == 1
+    assert out[2] > out[0]
+    assert abs(sum(out) - 1) < 1e-9
+    assert sentiment.no_lexicon_neutral([0.1, 0.05, 0.85], labels, "It is a jacket.", 65, rule)[2] == 0.85
+    assert sentiment.no_lexicon_neutral([0.1, 0.05, 0.85], labels, "A great jacket.", 5, rule)[2] == 0.85
 
 
 @needs_data

@@ -1,0 +1,596 @@
+"""How good are the alerts? Replay hourly runs on history with known incidents and count.
+
+The rule in :mod:`earful.pipeline.detect` is replayed hour by hour exactly as the hourly
+alerts job runs it (every brand and topic tested, Benjamini–Hochberg across one run's tests,
+the same cool-down), next to two simple rules a team might write instead:
+
+* ``mean3sd``: the last hour's negatives exceed the mean plus three standard deviations of
+  the previous 24 hourly counts (and reach ``min_count``);
+* ``lasthour``: the last hour's negatives exceed twice the mean of the previous 12 hours
+  (and reach ``min_count``).
+
+Each gets the same cool-down per brand/topic, so one episode alerts once. An alert belongs to
+an incident of its brand when it fires after the incident starts and at most
+``window_hours`` after it ends (a run that late still sees it); every other alert is a false
+alarm. Detection delay is the hours from the incident's start to the first such alert.
+
+Two kinds of history:
+
+* :func:`synthetic_history`: seeded, with weekly and daily seasonality, slow drift,
+  day-to-day swings, overdispersed (negative-binomial) hourly noise and benign short bursts,
+  plus injected incidents of several sizes. Nothing in the rule knows these parameters.
+* :func:`read_history` / :func:`read_incidents`: a team's own hourly counts and the incidents
+  they know of, as CSV; replayed with the default rule (nothing tuned to the file).
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from earful.pipeline.detect import HOUR, Cooldown, Rule, Series, cooldown_key, decide_arrays, scan
+from earful.pipeline.errors import InputError
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "METHODS",
+    "BacktestResult",
+    "History",
+    "Incident",
+    "MethodScore",
+    "backtest",
+    "read_history",
+    "read_incidents",
+    "synthetic_history",
+]
+
+METHODS = ("ours", "mean3sd", "lasthour")
+SPIKE_SIZES = (1.5, 2.0, 3.0, 5.0)
+#: The headline: a doubling of negatives caught within this many hours.
+HEADLINE_SIZE, HEADLINE_DELAY = 2.0, 2
+MONTH_HOURS = 30 * 24
+#: Synthetic brands with at least this many negatives an hour on average count as busy.
+BUSY_LEVEL = 10.0
+#: Real histories: the first hours of every series are warm-up, never alerting.
+WARMUP_HOURS = 48
+
+
+@dataclass(frozen=True)
+class Incident:
+    """A known episode: ``brand`` had a negative spike in hours [start, end)."""
+
+    brand: str
+    start: datetime
+    end: datetime
+    size: float | None = None  # synthetic: the injected multiplier
+    topic: str | None = None  # synthetic: the topic that carried the extra negatives
+
+
+@dataclass(frozen=True, eq=False)
+class History:
+    """Aligned hourly series: ``negative[i]`` (and ``total[i]``) belong to ``keys[i]``.
+
+    Column 0 is ``start``; a series' counts before ``first[i]`` are not history (it had
+    not started), and alerts are only counted from ``first[i] + warmup`` on.
+    """
+
+    start: datetime
+    keys: list[tuple[str, str | None]]  # (brand, topic or None for the whole brand)
+    negative: npt.NDArray[np.int64]  # series x hours
+    total: npt.NDArray[np.int64] | None
+    first: npt.NDArray[np.int64]
+    warmup: int
+    incidents: list[Incident] = field(default_factory=list)
+    benign: list[Incident] = field(default_factory=list)  # synthetic: the benign bursts
+    levels: dict[str, float] = field(default_factory=dict)  # synthetic: mean negatives/hour
+
+    @property
+    def hours(self) -> int:
+        return int(self.negative.shape[1])
+
+    @property
+    def brands(self) -> list[str]:
+        return sorted({brand for brand, _ in self.keys})
+
+    def brand_months(self) -> float:
+        """Evaluated time, summed over brands, in 30-day months."""
+        hours = 0
+        for brand in self.brands:
+            starts = [int(self.first[i]) for i, (b, _) in enumerate(self.keys) if b == brand]
+            hours += max(0, self.hours - (min(starts) + self.warmup))
+        return hours / MONTH_HOURS
+
+    def index(self, when: datetime) -> int:
+        return int((when - self.start) // HOUR)
+
+
+@dataclass(frozen=True)
+class Alert:
+    key: tuple[str, str | None]
+    at: int  # hour index of the window end (the run's hour)
+
+
+@dataclass(frozen=True)
+class MethodScore:
+    """One method's figures; ``by_size`` holds the same per injected size (synthetic)."""
+
+    incidents: int
+    detected: int
+    detected_fast: int  # within HEADLINE_DELAY hours
+    delays: list[int]
+    false_alarms: int
+    brand_months: float
+    by_size: dict[float, MethodScore] = field(default_factory=dict)
+
+    @property
+    def detection_rate(self) -> float:
+        return self.detected / self.incidents if self.incidents else math.nan
+
+    @property
+    def fast_rate(self) -> float:
+        return self.detected_fast / self.incidents if self.incidents else math.nan
+
+    @property
+    def median_delay(self) -> float:
+        return float(np.median(self.delays)) if self.delays else math.nan
+
+    @property
+    def false_alarms_per_brand_month(self) -> float:
+        return self.false_alarms / self.brand_months if self.brand_months else math.nan
+
+
+@dataclass(frozen=True)
+class BacktestResult:
+    synthetic: bool
+    scores: dict[str, MethodScore]
+    brands: int
+    hours: int
+    rule: Rule
+    thresholds: dict[str, float] = field(default_factory=dict)  # of the matched baselines
+    by_volume: dict[str, MethodScore] = field(default_factory=dict)  # ours, busy/quiet brands
+
+    def to_dict(self) -> dict[str, Any]:
+        """The flat figures ``earful backtest --json`` prints (baselines prefixed)."""
+        out: dict[str, Any] = {}
+        for method, score in self.scores.items():
+            prefix = "" if method == "ours" else f"baseline_{method}_"
+            if self.synthetic:
+                headline = score.by_size.get(HEADLINE_SIZE, score)
+                out[prefix + "detection_rate"] = _num(headline.fast_rate)
+            else:
+                out[prefix + "detection_rate"] = _num(score.detection_rate)
+            out[prefix + "false_alarms_per_brand_month"] = _num(score.false_alarms_per_brand_month)
+            out[prefix + "incidents"] = score.incidents
+            out[prefix + "detected"] = score.detected
+            out[prefix + "median_delay_hours"] = _num(score.median_delay)
+            for size, sub in sorted(score.by_size.items()):
+                tag = f"{size:g}x"
+                out[f"{prefix}detection_rate_{tag}"] = _num(sub.fast_rate)
+                out[f"{prefix}detection_rate_any_{tag}"] = _num(sub.detection_rate)
+                out[f"{prefix}median_delay_hours_{tag}"] = _num(sub.median_delay)
+                out[f"{prefix}incidents_{tag}"] = sub.incidents
+        for band, sub in self.by_volume.items():
+            out[f"detection_rate_{HEADLINE_SIZE:g}x_{band}"] = _num(sub.fast_rate)
+            out[f"incidents_{HEADLINE_SIZE:g}x_{band}"] = sub.incidents
+        for name, value in self.thresholds.items():
+            out[f"baseline_{name}_matched_threshold"] = value
+        out["brands"] = self.brands
+        out["hours"] = self.hours
+        return out
+
+
+def _num(value: float) -> float | None:
+    return None if math.isnan(value) else round(value, 4)
+
+
+# ------------------------------------------------------------------------------ synthetic
+
+
+def synthetic_history(
+    *,
+    weeks: int = 12,
+    brands: int = 8,
+    topics: int = 3,
+    seed: int = 7,
+    sizes: Sequence[float] = SPIKE_SIZES,
+    warmup_weeks: int = 2,
+    burst_every_hours: float = 240.0,
+    level_range: tuple[float, float] = (3.0, 30.0),
+) -> History:
+    """Realistic-looking hourly negatives (and all mentions) with injected incidents.
+
+    Per brand: a mean of 3 to 30 negatives an hour (log-uniform), a daily cycle peaking in
+    the afternoon (night at a third of the peak), quieter weekends, a slow random drift, a
+    day-to-day factor (±10%), negative-binomial hourly noise (dispersion 0.05, so even a
+    huge brand's hour wanders by ±22%) and benign bursts of negatives (one every ~10 days,
+    1–2 hours, multiplier log-normal around 1.4). Negatives split over ``topics`` topics; all mentions are about four times the
+    negatives. Incidents start at random hours after the warm-up, last 3–8 hours, multiply
+    the brand's negative rate by one of ``sizes`` and put the extra into one topic; they are
+    at least three days apart per brand.
+    """
+    if weeks <= warmup_weeks:
+        raise ValueError(f"weeks must exceed the {warmup_weeks} warm-up weeks, not {weeks}")
+    rng = np.random.default_rng(seed)
+    hours = weeks * 168
+    start = datetime(2026, 1, 5, tzinfo=UTC)  # a Monday
+    h = np.arange(hours)
+    hour_of_day, day = h % 24, h // 24
+    daily = 0.65 + 0.35 * np.cos(2 * np.pi * (hour_of_day - 15) / 24)
+    weekly = np.where(day % 7 >= 5, 0.75, 1.0)
+    keys: list[tuple[str, str | None]] = []
+    negatives: list[npt.NDArray[np.int64]] = []
+    totals: list[npt.NDArray[np.int64]] = []
+    incidents: list[Incident] = []
+    benign: list[Incident] = []
+    levels: dict[str, float] = {}
+    warm = warmup_weeks * 168
+    for b in range(brands):
+        brand = f"brand-{b + 1}"
+        level = math.exp(rng.uniform(math.log(level_range[0]), math.log(level_range[1])))
+        levels[brand] = level
+        drift = np.exp(np.cumsum(rng.normal(0, 0.02, hours // 24 + 1)))[day]
+        day_factor = rng.gamma(100, 1 / 100, hours // 24 + 1)[day]
+        mu = level * daily * weekly * drift * day_factor / daily.mean()
+        bursts = np.ones(hours)
+        for s in np.flatnonzero(rng.random(hours) < 1 / burst_every_hours):
+            length, size = int(rng.integers(1, 3)), math.exp(rng.normal(math.log(1.4), 0.25))
+            bursts[s : s + length] *= size
+            benign.append(Incident(brand, start + int(s) * HOUR, start + int(s + length) * HOUR, size))
+        share = rng.dirichlet(np.full(topics, 4.0))
+        neg_topic = np.stack([_nb(rng, mu * bursts * s, 0.05) for s in share])
+        other_topic = np.stack([_nb(rng, 3 * mu * s, 0.05) for s in share])
+        # Incidents: sizes in turn, random starts at least three days apart.
+        t = warm + int(rng.integers(0, 48))
+        n = 0
+        while True:
+            length = int(rng.integers(3, 9))
+            if t + length >= hours:
+                break
+            size = float(sizes[(n + b) % len(sizes)])
+            topic = int(rng.integers(0, topics))
+            extra = rng.poisson((size - 1) * mu[t : t + length])
+            neg_topic[topic, t : t + length] += extra
+            incidents.append(
+                Incident(brand, start + t * HOUR, start + (t + length) * HOUR, size, f"topic-{topic + 1}")
+            )
+            n += 1
+            t += length + 72 + int(rng.integers(0, 48))
+        keys.append((brand, None))
+        negatives.append(neg_topic.sum(axis=0))
+        totals.append(neg_topic.sum(axis=0) + other_topic.sum(axis=0))
+        for i in range(topics):
+            keys.append((brand, f"topic-{i + 1}"))
+            negatives.append(neg_topic[i])
+            totals.append(neg_topic[i] + other_topic[i])
+    return History(
+        start=start,
+        keys=keys,
+        negative=np.stack(negatives).astype(np.int64),
+        total=np.stack(totals).astype(np.int64),
+        first=np.zeros(len(keys), dtype=np.int64),
+        warmup=warm,
+        incidents=incidents,
+        benign=benign,
+        levels=levels,
+    )
+
+
+def _nb(rng: np.random.Generator, mean: npt.NDArray[np.float64], dispersion: float) -> npt.NDArray[np.int64]:
+    """Negative-binomial draws with ``Var = mean + dispersion * mean**2`` (gamma-Poisson)."""
+    rate = rng.gamma(1 / dispersion, dispersion * mean)
+    return rng.poisson(rate).astype(np.int64)
+
+
+# ------------------------------------------------------------------------------ real CSV
+
+
+def read_history(path: Path) -> History:
+    """Read hourly counts ``time,brand,negative[,total][,topic]`` from a CSV file.
+
+    Times are ISO-8601 (UTC when no offset is given) and floored to the hour; rows of the
+    same hour and series are added up; hours without a row had no mentions. A row with an
+    empty topic counts the whole brand. Each series starts at its first row, and its first
+    48 hours are warm-up. With a ``total`` column every row needs one. A malformed file
+    raises :class:`InputError` naming the line and column.
+    """
+    rows = _read_csv(path, required=("time", "brand", "negative"), optional=("total", "topic"))
+    data: dict[tuple[str, str | None], dict[datetime, list[int]]] = {}
+    has_total = False
+    for line, row in rows:
+        when = _parse_time(row["time"], path, line, "time").replace(minute=0, second=0, microsecond=0)
+        brand = _text(row["brand"], path, line, "brand")
+        topic = (row.get("topic") or "").strip() or None
+        negative = _count(row["negative"], path, line, "negative")
+        total = _count(row["total"], path, line, "total") if "total" in row else None
+        if total is not None:
+            has_total = True
+            if total < negative:
+                raise InputError(f"{path} line {line}, column total: {total} is below negative ({negative})")
+        slot = data.setdefault((brand, topic), {}).setdefault(when, [0, 0])
+        slot[0] += negative
+        slot[1] += total if total is not None else negative
+    if not data:
+        raise InputError(f"{path}: no rows after the header; expected time,brand,negative")
+    start = min(min(slots) for slots in data.values())
+    end = max(max(slots) for slots in data.values()) + HOUR
+    hours = int((end - start) // HOUR)
+    keys = sorted(data, key=lambda k: (k[0], k[1] or ""))
+    negatives = np.zeros((len(keys), hours), dtype=np.int64)
+    totals = np.zeros((len(keys), hours), dtype=np.int64)
+    first = np.zeros(len(keys), dtype=np.int64)
+    for i, key in enumerate(keys):
+        slots = data[key]
+        idx = np.array([int((t - start) // HOUR) for t in slots], dtype=np.int64)
+        vals = np.array(list(slots.values()), dtype=np.int64)
+        negatives[i, idx] = vals[:, 0]
+        totals[i, idx] = vals[:, 1]
+        first[i] = idx.min()
+    logger.info("read %d series over %d hours from %s", len(keys), hours, path)
+    return History(
+        start=start,
+        keys=keys,
+        negative=negatives,
+        total=totals if has_total else None,
+        first=first,
+        warmup=WARMUP_HOURS,
+    )
+
+
+def read_incidents(path: Path) -> list[Incident]:
+    """Read known incidents ``brand,start,end`` (ISO-8601 times, UTC when no offset)."""
+    incidents = []
+    for line, row in _read_csv(path, required=("brand", "start", "end"), optional=()):
+        brand = _text(row["brand"], path, line, "brand")
+        start = _parse_time(row["start"], path, line, "start")
+        end = _parse_time(row["end"], path, line, "end")
+        if end <= start:
+            raise InputError(f"{path} line {line}, column end: {row['end']!r} is not after start")
+        incidents.append(Incident(brand, start, end))
+    return incidents
+
+
+def _read_csv(
+    path: Path, *, required: Sequence[str], optional: Sequence[str]
+) -> Iterable[tuple[int, dict[str, str]]]:
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise InputError(f"{path} does not exist") from None
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror}") from None
+    reader = csv.reader(text.splitlines())
+    try:
+        header = [h.strip().lower() for h in next(reader)]
+    except StopIteration:
+        raise InputError(f"{path} is empty; expected a header line with {','.join(required)}") from None
+    missing = [c for c in required if c not in header]
+    if missing:
+        raise InputError(
+            f"{path} line 1: missing column {', '.join(missing)} (the header must name "
+            f"{','.join(required)}" + (f", optionally {','.join(optional)}" if optional else "") + ")"
+        )
+    unknown = [c for c in header if c not in (*required, *optional)]
+    if unknown:
+        raise InputError(f"{path} line 1: unknown column {', '.join(unknown)}")
+    out = []
+    for n, values in enumerate(reader, start=2):
+        if not values or all(not v.strip() for v in values):
+            continue
+        if len(values) != len(header):
+            raise InputError(f"{path} line {n}: {len(values)} fields, the header has {len(header)}")
+        out.append((n, dict(zip(header, values, strict=True))))
+    return out
+
+
+def _parse_time(value: str, path: Path, line: int, column: str) -> datetime:
+    text = value.strip()
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
+    except ValueError:
+        raise InputError(f"{path} line {line}, column {column}: {value!r} is not an ISO-8601 time") from None
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+
+
+def _count(value: str, path: Path, line: int, column: str) -> int:
+    try:
+        number = int(value.strip())
+    except ValueError:
+        number = -1
+    if number < 0:
+        raise InputError(f"{path} line {line}, column {column}: {value!r} is not a whole number >= 0")
+    return number
+
+
+def _text(value: str, path: Path, line: int, column: str) -> str:
+    if not value.strip():
+        raise InputError(f"{path} line {line}, column {column}: empty")
+    return value.strip()
+
+
+# ------------------------------------------------------------------------------- methods
+
+
+def alerts_ours(history: History, rule: Rule) -> list[Alert]:
+    """Replay the hourly alerts job: every series tested each hour, BH across the run."""
+    n_series, hours = history.negative.shape
+    # Column j is the run at hour index j + 1 (window end), as the hourly job would see it.
+    p = np.full((n_series, hours), np.nan)
+    observed = np.zeros((n_series, hours), dtype=np.int64)
+    ratio = np.zeros((n_series, hours))
+    for i in range(n_series):
+        first = int(history.first[i])
+        counts = history.negative[i, first:]
+        total = history.total[i, first:] if history.total is not None else None
+        ends = np.arange(history.warmup + 1, counts.size + 1, dtype=np.int64)
+        if ends.size == 0:
+            continue
+        s = scan(Series(history.start + first * HOUR, counts, total), rule, ends)
+        cols = first + ends - 1
+        p[i, cols] = np.where(s.tested, s.combined_p_value, np.nan)
+        observed[i, cols] = s.observed
+        ratio[i, cols] = s.ratio
+    fire = np.zeros((n_series, hours), dtype=bool)
+    for j in np.flatnonzero((~np.isnan(p)).any(axis=0)):
+        tested = ~np.isnan(p[:, j])
+        fire[:, j] = decide_arrays(p[:, j], observed[:, j], ratio[:, j], tested, rule)
+    return _cool(history, fire, rule.cooldown_hours)
+
+
+def alerts_mean3sd(history: History, rule: Rule, k: float = 3.0) -> list[Alert]:
+    """Baseline: last hour > mean + k sd (k = 3) of the previous 24 hours, and >= min_count."""
+    y = history.negative.astype(np.float64)
+    prev = _rolling(y, 24)
+    mean, sd = prev.mean(axis=2), prev.std(axis=2, ddof=1)
+    last = y[:, 24:]
+    fire = (last > mean + k * sd) & (last >= rule.min_count)
+    return _cool(history, _pad_left(fire, 24, y.shape[1]), rule.cooldown_hours)
+
+
+def alerts_lasthour(history: History, rule: Rule, factor: float = 2.0) -> list[Alert]:
+    """Baseline: last hour > factor (2) x the mean of the previous 12 hours, and >= min_count."""
+    y = history.negative.astype(np.float64)
+    mean = _rolling(y, 12).mean(axis=2)
+    last = y[:, 12:]
+    fire = (last > factor * mean) & (last >= rule.min_count)
+    return _cool(history, _pad_left(fire, 12, y.shape[1]), rule.cooldown_hours)
+
+
+def _rolling(y: npt.NDArray[np.float64], n: int) -> npt.NDArray[np.float64]:
+    """For each hour t >= n, the n hours before it: shape (series, hours - n, n)."""
+    windows = np.lib.stride_tricks.sliding_window_view(y, n, axis=1)
+    return np.asarray(windows[:, : y.shape[1] - n, :], dtype=np.float64)
+
+
+def _pad_left(fire: npt.NDArray[np.bool_], n: int, hours: int) -> npt.NDArray[np.bool_]:
+    out = np.zeros((fire.shape[0], hours), dtype=bool)
+    out[:, n:] = fire
+    return out
+
+
+def _cool(history: History, fire: npt.NDArray[np.bool_], cooldown_hours: int) -> list[Alert]:
+    """Alerts after warm-up and cool-down; ``fire[i, j]`` is the run that ends hour j."""
+    cooldown = Cooldown(cooldown_hours)
+    alerts = []
+    for i, j in zip(*np.nonzero(fire), strict=True):
+        if j < history.first[i] + history.warmup:
+            continue
+        brand, topic = history.keys[i]
+        at = int(j) + 1
+        if cooldown.admit(cooldown_key(brand, topic), history.start + at * HOUR):
+            alerts.append(Alert(history.keys[i], at))
+    return sorted(alerts, key=lambda a: a.at)
+
+
+# ------------------------------------------------------------------------------- scoring
+
+
+def score(
+    history: History, alerts: Sequence[Alert], incidents: Sequence[Incident], grace: int
+) -> MethodScore:
+    """Match alerts to incidents of their brand; the rest are false alarms.
+
+    An alert at hour ``at`` (its window end) belongs to an incident when
+    ``start < at <= end + grace``: it fired after the incident began and while a run could
+    still see it.
+    """
+    spans = [
+        (inc, history.index(inc.start), math.ceil((inc.end - history.start) / HOUR)) for inc in incidents
+    ]
+    first_alert: dict[int, int] = {}
+    false_alarms = 0
+    for alert in alerts:
+        hit = False
+        for n, (inc, s, e) in enumerate(spans):
+            if inc.brand == alert.key[0] and s < alert.at <= e + grace:
+                hit = True
+                first_alert[n] = min(first_alert.get(n, alert.at), alert.at)
+        false_alarms += not hit
+    return _summarise(spans, first_alert, false_alarms, history.brand_months(), grace)
+
+
+def _summarise(
+    spans: Sequence[tuple[Incident, int, int]],
+    first_alert: dict[int, int],
+    false_alarms: int,
+    brand_months: float,
+    grace: int,
+    by_size: bool = True,
+) -> MethodScore:
+    delays = [first_alert[n] - spans[n][1] for n in sorted(first_alert)]
+    sizes: dict[float, MethodScore] = {}
+    if by_size:
+        for size in sorted({inc.size for inc, _, _ in spans if inc.size is not None}):
+            chosen = [n for n, (inc, _, _) in enumerate(spans) if inc.size == size]
+            sub = {chosen.index(n): first_alert[n] for n in chosen if n in first_alert}
+            sizes[size] = _summarise(
+                [spans[n] for n in chosen], sub, false_alarms, brand_months, grace, by_size=False
+            )
+    return MethodScore(
+        incidents=len(spans),
+        detected=len(first_alert),
+        detected_fast=sum(d <= HEADLINE_DELAY for d in delays),
+        delays=delays,
+        false_alarms=false_alarms,
+        brand_months=brand_months,
+        by_size=sizes,
+    )
+
+
+def backtest(
+    history: History, rule: Rule | None = None, incidents: Sequence[Incident] | None = None
+) -> BacktestResult:
+    """Replay our rule and both baselines on ``history`` and score them on ``incidents``
+    (default: the history's own, i.e. the injected ones).
+
+    Each baseline is also replayed with its threshold raised (k for mean + k sd, the factor
+    for last hour) until it raises no more false alarms than our rule: the ``*_matched``
+    scores compare detection at an equal false-alarm rate, which is the fair comparison.
+    """
+    rule = rule or Rule()
+    known = list(history.incidents if incidents is None else incidents)
+    brands = set(history.brands)
+    unknown = sorted({inc.brand for inc in known} - brands)
+    if unknown:
+        logger.warning("incidents for brands not in the history are ignored: %s", ", ".join(unknown))
+        known = [inc for inc in known if inc.brand in brands]
+    grace = rule.window_hours
+    ours = alerts_ours(history, rule)
+    scores = {
+        "ours": score(history, ours, known, grace),
+        "mean3sd": score(history, alerts_mean3sd(history, rule), known, grace),
+        "lasthour": score(history, alerts_lasthour(history, rule), known, grace),
+    }
+    target = scores["ours"].false_alarms
+    thresholds: dict[str, float] = {}
+    for name, grid, method in (
+        ("mean3sd", np.arange(3.0, 30.01, 0.5), alerts_mean3sd),
+        ("lasthour", np.arange(2.0, 40.01, 0.5), alerts_lasthour),
+    ):
+        for value in grid:
+            matched = score(history, method(history, rule, float(value)), known, grace)
+            if matched.false_alarms <= target:
+                break
+        scores[f"{name}_matched"] = matched
+        thresholds[name] = float(value)
+    for name, s in scores.items():
+        logger.info("%s: %d detected of %d, %d false alarms", name, s.detected, s.incidents, s.false_alarms)
+    by_volume: dict[str, MethodScore] = {}
+    if history.levels:
+        for band, keep in (("busy", True), ("quiet", False)):
+            chosen = {b for b, level in history.levels.items() if (level >= BUSY_LEVEL) == keep}
+            picked = [i for i in known if i.brand in chosen and i.size == HEADLINE_SIZE]
+            by_volume[band] = score(history, [a for a in ours if a.key[0] in chosen], picked, grace)
+    synthetic = any(inc.size is not None for inc in known)
+    return BacktestResult(synthetic, scores, len(brands), history.hours, rule, thresholds, by_volume)

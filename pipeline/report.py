@@ -1,0 +1,868 @@
+"""The weekly word-of-mouth report: one self-contained HTML page and its CSV tables per brand.
+
+:func:`write_reports` is what ``earful report`` and the weekly DAG call. For each brand it
+counts the week and the weeks before it in the database (:mod:`earful.pipeline.trends`),
+puts an interval on every share and every week-over-week change
+(:mod:`earful.pipeline.stats`), and says in words whether a change is larger than the noise
+of that many mentions: "+5 points" on 40 mentions is usually chance, and the report must say
+so rather than let a reader act on it. A week with fewer than ``report.min_judged`` judged
+mentions says that it is too thin to conclude from.
+
+The page is meant to survive an e-mail client and a hostile web: inline CSS, the trend chart
+as inline SVG (matplotlib, no fonts or URLs fetched, ids salted so the file is the same on
+every run), no JavaScript, a Content-Security-Policy that forbids any, Jinja2 autoescaping of
+every text that came from the web, and links only when they are http(s). CSV cells that a
+spreadsheet would run as a formula are neutralised. Each report is recorded in the
+``report`` table, once per brand and week (running it again rewrites the files and the row)::
+
+    written = write_reports(db, config, week=parse_week("2026-W47", config.timezone))
+    written[0].html  # reports/earful-report-acme-2026-W47.html
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import math
+import re
+import statistics
+import unicodedata
+import xml.etree.ElementTree as ET
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
+
+from jinja2 import Environment, PackageLoader, StrictUndefined
+from markupsafe import Markup
+from sqlalchemy import select
+
+from earful.pipeline.classify import latest_version
+from earful.pipeline.config import Config
+from earful.pipeline.db import Database
+from earful.pipeline.errors import EarfulError
+from earful.pipeline.schema import Brand, Report, utcnow
+from earful.pipeline.stats import (
+    Interval,
+    net_sentiment_change,
+    net_sentiment_interval,
+    newcombe_difference,
+    poisson_ratio_interval,
+    wilson_interval,
+    within_noise,
+)
+from earful.pipeline.trends import (
+    MentionRow,
+    Responses,
+    Scope,
+    Syndicated,
+    Tally,
+    Week,
+    examples,
+    last_complete_week,
+    responses,
+    syndicated,
+    topic_tallies,
+    weekly_tallies,
+)
+
+logger = logging.getLogger(__name__)
+
+_SAFE_SCHEMES = ("http", "https")
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+class ReportError(EarfulError):
+    """A report cannot be made as asked (an unknown brand)."""
+
+
+# ------------------------------------------------------------------------------ figures
+
+
+@dataclass(frozen=True)
+class WeekFigures:
+    """One week of one slice: its counts and the intervals on its shares."""
+
+    week: Week
+    tally: Tally
+    negative_share: Interval | None
+    positive_share: Interval | None
+    net: Interval | None  # (positive - negative) / judged
+    enough: bool  # judged mentions reach report.min_judged
+
+
+def week_figures(week: Week, tally: Tally, min_judged: int) -> WeekFigures:
+    n = tally.judged
+    return WeekFigures(
+        week=week,
+        tally=tally,
+        negative_share=wilson_interval(tally.negative, n),
+        positive_share=wilson_interval(tally.positive, n),
+        net=net_sentiment_interval(tally.positive, tally.negative, n),
+        enough=n >= min_judged,
+    )
+
+
+@dataclass(frozen=True)
+class SliceRow:
+    """A source or a topic: this week, the week before, and the changes between them."""
+
+    name: str
+    now: WeekFigures
+    before: WeekFigures
+    volume_change: Interval | None  # ratio of mentions, this week over the week before
+    negative_change: Interval | None  # difference of negative shares
+    net_change: Interval | None
+
+
+def compare(name: str, now: WeekFigures, before: WeekFigures) -> SliceRow:
+    a, b = now.tally, before.tally
+    return SliceRow(
+        name=name,
+        now=now,
+        before=before,
+        volume_change=poisson_ratio_interval(a.mentions, b.mentions),
+        negative_change=newcombe_difference(a.negative, a.judged, b.negative, b.judged),
+        net_change=net_sentiment_change(a.positive, a.negative, a.judged, b.positive, b.negative, b.judged),
+    )
+
+
+@dataclass(frozen=True)
+class Driver:
+    """How much one topic moved the brand's negative mentions and net sentiment.
+
+    Topics overlap (a mention can be about delivery and price), so the contributions of all
+    topics need not add up to the brand's change.
+    """
+
+    topic: str
+    negative: int
+    negative_before: int
+    negative_change: int
+    share_of_change: float | None  # of the brand's change in negative mentions
+    net_points: float | None  # the topic's part of the change in net sentiment, in points
+
+
+def drivers(topics: dict[str, list[Tally]], now: Tally, before: Tally) -> list[Driver]:
+    """Topics ordered by how much they changed the number of negative mentions.
+
+    A topic's part of net sentiment is its (positive - negative) mentions over all judged
+    mentions of the brand, this week minus the week before.
+    """
+    total_change = now.negative - before.negative
+    found = []
+    for topic, (t_before, t_now) in topics.items():
+        change = t_now.negative - t_before.negative
+        net_now = (t_now.positive - t_now.negative) / now.judged if now.judged else None
+        net_before = (t_before.positive - t_before.negative) / before.judged if before.judged else None
+        net = None if net_now is None or net_before is None else (net_now - net_before) * 100
+        if change == 0 and not net:
+            continue
+        found.append(
+            Driver(
+                topic=topic,
+                negative=t_now.negative,
+                negative_before=t_before.negative,
+                negative_change=change,
+                share_of_change=change / total_change if total_change else None,
+                net_points=net,
+            )
+        )
+    return sorted(found, key=lambda d: (-abs(d.negative_change), -abs(d.net_points or 0), d.topic))
+
+
+@dataclass(frozen=True)
+class ResponseFigures:
+    week: Week
+    negative: int
+    replied: int
+    share: Interval | None
+    median_hours: float | None
+
+
+@dataclass(frozen=True)
+class BrandReport:
+    """Everything one report shows; the HTML page and the CSV files are made from it."""
+
+    brand: str
+    brand_id: int | None
+    slug: str
+    week: Week
+    version: str | None
+    generated_at: datetime
+    min_judged: int
+    trend: list[WeekFigures]
+    overall: SliceRow
+    sources: list[SliceRow]
+    topics: list[SliceRow]
+    drivers: list[Driver]
+    most_negative: list[MentionRow]
+    most_positive: list[MentionRow]
+    high_rating_negative: list[MentionRow]
+    low_rating_positive: list[MentionRow]
+    disagreements: tuple[int, int]  # this week: high rating + negative text, low rating + positive text
+    responses: list[ResponseFigures]  # the week before, this week
+    duplicates_left_out: int
+    duplicates: list[Syndicated]
+    summary: list[str] = field(default_factory=list)
+
+    @property
+    def now(self) -> WeekFigures:
+        return self.trend[-1]
+
+    @property
+    def has_data(self) -> bool:
+        return any(w.tally.mentions for w in self.trend)
+
+
+def build_report(
+    db: Database,
+    config: Config,
+    week: Week,
+    brand: tuple[int, str] | None = None,
+    *,
+    now: datetime | None = None,
+) -> BrandReport:
+    """Count and compare ``week`` for ``brand`` (id, name); ``None`` means every mention."""
+    settings = config.report
+    weeks = [week.shift(i - settings.weeks + 1) for i in range(settings.weeks)]
+    version = latest_version(db)
+    scope = Scope(brand[0] if brand else None, version, weeks[0].start, weeks[-1].end)
+    with db.translate_errors(), db.engine.connect() as conn:
+        scope = scope.with_syndicated(conn)
+        tallies = weekly_tallies(conn, scope, weeks)
+        topic_counts = topic_tallies(conn, scope, weeks[-2:])
+        k = settings.examples
+        most_negative = examples(conn, scope, week, "negative", k)
+        most_positive = examples(conn, scope, week, "positive", k)
+        high_rating_negative = examples(conn, scope, week, "negative", k, rating="high")
+        low_rating_positive = examples(conn, scope, week, "positive", k, rating="low")
+        replies = responses(conn, scope, weeks[-2:])
+        left_out, duplicates = syndicated(conn, scope, week, max(k, 10))
+
+    def figures(tallies_of: Sequence[Tally], i: int) -> WeekFigures:
+        return week_figures(weeks[i], tallies_of[i], settings.min_judged)
+
+    trend = [figures(tallies.total, i) for i in range(len(weeks))]
+    last, prev = len(weeks) - 1, len(weeks) - 2
+    overall = compare("all", trend[last], trend[prev])
+    sources = [
+        compare(name, figures(t, last), figures(t, prev))
+        for name, t in tallies.sources.items()
+        if t[last].mentions or t[prev].mentions
+    ]
+    topics = [
+        compare(
+            name,
+            week_figures(weeks[last], t[1], settings.min_judged),
+            week_figures(weeks[prev], t[0], settings.min_judged),
+        )
+        for name, t in topic_counts.items()
+    ]
+    by_volume = lambda row: (-row.now.tally.mentions, -row.before.tally.mentions, row.name)  # noqa: E731
+    name = brand[1] if brand else "All brands"
+    report = BrandReport(
+        brand=name,
+        brand_id=brand[0] if brand else None,
+        slug=slug(name, brand[0]) if brand else "all",
+        week=week,
+        version=version,
+        generated_at=now or utcnow(),
+        min_judged=settings.min_judged,
+        trend=trend,
+        overall=overall,
+        sources=sorted(sources, key=by_volume),
+        topics=sorted(topics, key=by_volume),
+        drivers=drivers(topic_counts, trend[last].tally, trend[prev].tally)[: max(k, 8)],
+        disagreements=(tallies.high_rating_negative[last], tallies.low_rating_positive[last]),
+        responses=[_response_figures(weeks[prev + i], r) for i, r in enumerate(replies)],
+        duplicates_left_out=left_out,
+        duplicates=duplicates,
+        most_negative=most_negative,
+        most_positive=most_positive,
+        high_rating_negative=high_rating_negative,
+        low_rating_positive=low_rating_positive,
+    )
+    return _with_summary(report)
+
+
+def _response_figures(week: Week, r: Responses) -> ResponseFigures:
+    median = statistics.median(r.reply_seconds) / 3600 if r.reply_seconds else None
+    return ResponseFigures(week, r.negative, r.replied, wilson_interval(r.replied, r.negative), median)
+
+
+# ------------------------------------------------------------------------------ wording
+
+
+def pct(value: float | None, digits: int = 0) -> str:
+    return "–" if value is None else f"{value * 100:.{digits}f}%"
+
+
+def points(value: float | None, digits: int = 1) -> str:
+    """A difference of shares in percentage points, signed: ``+4.2``."""
+    if value is None:
+        return "–"
+    text = f"{value * 100:+.{digits}f}"
+    return "0" if float(text) == 0 else text.replace("-", "−")
+
+
+def net_score(value: float | None) -> str:
+    """Net sentiment on a −100..+100 scale."""
+    return "–" if value is None else points(value, 0)
+
+
+def signed(value: int) -> str:
+    return f"{value:+,d}".replace("-", "−") if value else "0"
+
+
+def ratio_change(value: float) -> str:
+    if math.isinf(value):
+        return "new"
+    return points(value - 1, 0) + "%"
+
+
+def interval_text(interval: Interval | None, fmt: str = "points") -> str:
+    """``(−1.5 to +9.6)`` for a difference, a ratio or a share."""
+    if interval is None:
+        return ""
+    low, high = interval.low, interval.high
+    if fmt == "ratio":
+        return f"({ratio_change(low)} to {ratio_change(high)})"
+    if fmt == "share":
+        return f"({pct(low)} to {pct(high)})"
+    if fmt == "net":
+        return f"({net_score(low)} to {net_score(high)})"
+    return f"({points(low)} to {points(high)})"
+
+
+def _with_summary(r: BrandReport) -> BrandReport:
+    """The plain-language lines at the top of the report."""
+    lines: list[str] = []
+    now, before = r.now, r.overall.before
+    if not r.has_data:
+        lines.append(
+            f"No word-of-mouth mentions of {r.brand} in the {len(r.trend)} weeks up to {r.week.label}: "
+            "nothing to report yet. Crawl, import and classify mentions first."
+        )
+        return _replace_summary(r, lines)
+    t, b = now.tally, before.tally
+    lines.append(
+        f"{t.mentions:,} mentions this week ({t.judged:,} judged, {t.not_judged:,} not judged), "
+        f"against {b.mentions:,} the week before."
+    )
+    volume = r.overall.volume_change
+    if volume is not None and t.mentions and b.mentions:
+        lines.append(
+            f"Volume {ratio_change(volume.estimate)} {interval_text(volume, 'ratio')}: "
+            + (
+                "within week-to-week noise."
+                if within_noise(volume, 1.0)
+                else f"a real {'rise' if volume.estimate > 1 else 'fall'}, beyond week-to-week noise."
+            )
+        )
+    if not now.enough:
+        lines.append(
+            f"Only {t.judged:,} mentions were judged this week, fewer than {r.min_judged}: the shares "
+            "below are too uncertain to draw conclusions from."
+        )
+    else:
+        lines.append(
+            f"{pct(_estimate(now.negative_share))} of judged mentions are "
+            f"negative {interval_text(now.negative_share, 'share')}, {pct(_estimate(now.positive_share))} "
+            f"positive; net sentiment {net_score(_estimate(now.net))} "
+            f"{interval_text(now.net, 'net')}."
+        )
+        if not before.enough:
+            lines.append(
+                f"The week before had only {b.judged:,} judged mentions: too few to compare this week with."
+            )
+        else:
+            neg, net = r.overall.negative_change, r.overall.net_change
+            if neg is not None and net is not None:
+                lines.append(
+                    f"Negative share {points(neg.estimate)} points {interval_text(neg)}, net sentiment "
+                    f"{points(net.estimate)} {interval_text(net)} against the week before: "
+                    + (
+                        "both within week-to-week noise."
+                        if within_noise(neg) and within_noise(net)
+                        else "a change beyond week-to-week noise."
+                    )
+                )
+    moved = [d for d in r.drivers if d.negative_change][:3]
+    if moved and t.negative != b.negative:
+        parts = ", ".join(f"{d.topic} ({d.negative_change:+d})" for d in moved)
+        lines.append(f"Negative mentions {t.negative - b.negative:+,d}; by topic: {parts}.")
+    reply = r.responses[-1]
+    if reply.negative:
+        when = f", after a median of {_hours(reply.median_hours)}" if reply.median_hours is not None else ""
+        lines.append(
+            f"The brand replied to {reply.replied:,} of {reply.negative:,} negative mentions "
+            f"({pct(_estimate(reply.share))}){when}."
+        )
+    if r.duplicates_left_out:
+        lines.append(
+            f"{r.duplicates_left_out:,} copies of texts syndicated to several sites are counted once."
+        )
+    return _replace_summary(r, lines)
+
+
+def _estimate(interval: Interval | None) -> float | None:
+    return None if interval is None else interval.estimate
+
+
+def _replace_summary(r: BrandReport, lines: list[str]) -> BrandReport:
+    return replace(r, summary=lines)
+
+
+def _hours(value: float | None) -> str:
+    if value is None:
+        return "–"
+    if value < 1:
+        return f"{value * 60:.0f} min"
+    if value < 48:
+        return f"{value:.1f} h"
+    return f"{value / 24:.1f} days"
+
+
+# ------------------------------------------------------------------------------ safety
+
+
+def safe_link(url: str | None) -> str | None:
+    """``url`` when it is an absolute http(s) URL, else ``None`` (shown as text, not a link).
+
+    ``javascript:``, ``data:`` and friends never become an ``href``; urlsplit drops the tabs
+    and newlines that browsers also ignore inside a scheme, so ``java\\tscript:`` is caught.
+    """
+    if not url:
+        return None
+    candidate = url.strip()
+    try:
+        parts = urlsplit(candidate)
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in _SAFE_SCHEMES or not parts.netloc:
+        return None
+    return re.sub(r"[\t\r\n]", "", candidate)
+
+
+def csv_cell(value: Any) -> Any:
+    """A CSV cell a spreadsheet will not run: text starting with ``= + - @``, a tab or a CR
+    gets a leading single quote. Numbers stay numbers."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
+def excerpt(text: str, limit: int = 280) -> str:
+    """``text`` on one line, cut at a word boundary near ``limit`` (or inside a long word)."""
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    cut = text[:limit]
+    space = cut.rfind(" ")
+    if space > limit // 2:
+        cut = cut[:space]
+    return cut.rstrip() + "…"
+
+
+def slug(name: str, brand_id: int | None = None) -> str:
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
+    value = re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")[:60]
+    return value or (f"brand-{brand_id}" if brand_id is not None else "all")
+
+
+# ------------------------------------------------------------------------------- chart
+
+
+_SVG = "http://www.w3.org/2000/svg"
+_XLINK = "http://www.w3.org/1999/xlink"
+
+
+def trend_chart(trend: Sequence[WeekFigures]) -> Markup:
+    """Volume, net sentiment and negative share per week, with 95% interval bands, as SVG;
+    a hollow point marks a week with too few judged mentions to conclude from.
+
+    Drawn on a bare :class:`~matplotlib.figure.Figure` (no pyplot, no global state); the SVG
+    ids are salted with a constant so the same data gives the same file.
+    """
+    import matplotlib
+    from matplotlib.figure import Figure
+
+    x = list(range(len(trend)))
+    labels = [f"W{w.week.number:02d}" for w in trend]
+
+    def series(get: Any) -> tuple[list[float], list[float], list[float]]:
+        values = [get(w) for w in trend]
+        nan = float("nan")
+        return (
+            [v.estimate * 100 if v else nan for v in values],
+            [v.low * 100 if v else nan for v in values],
+            [v.high * 100 if v else nan for v in values],
+        )
+
+    rc: Any = {
+        "svg.hashsalt": "earful-report",
+        "svg.fonttype": "none",
+        "font.family": "sans-serif",
+        "font.size": 9,
+    }
+    with matplotlib.rc_context(rc):
+        fig = Figure(figsize=(8.4, 6.0), layout="constrained")
+        ax_volume, ax_net, ax_negative = fig.subplots(3, 1, sharex=True)
+        judged = [w.tally.judged for w in trend]
+        ax_volume.bar(x, judged, color="#35608f", label="judged")
+        ax_volume.bar(
+            x, [w.tally.not_judged for w in trend], bottom=judged, color="#b8c4d6", label="not judged"
+        )
+        ax_volume.set_ylabel("mentions")
+        ax_volume.legend(loc="upper left", frameon=False, ncols=2)
+        thin = [i for i, w in enumerate(trend) if not w.enough]
+        for ax, get, color, title in (
+            (ax_net, lambda w: w.net, "#2f7d4f", "net sentiment"),
+            (ax_negative, lambda w: w.negative_share, "#b23b3b", "negative share, %"),
+        ):
+            estimate, low, high = series(get)
+            ax.fill_between(x, low, high, color=color, alpha=0.18, linewidth=0)
+            ax.plot(x, estimate, color=color, marker="o", markersize=4)
+            if thin:
+                ax.plot(
+                    thin,
+                    [estimate[i] for i in thin],
+                    linestyle="none",
+                    marker="o",
+                    markersize=6,
+                    markerfacecolor="white",
+                    markeredgecolor=color,
+                )
+            ax.set_ylabel(title)
+            ax.grid(axis="y", color="#dddddd", linewidth=0.6)
+        ax_net.axhline(0, color="#888888", linewidth=0.8)
+        ax_negative.set_xticks(x, labels)
+        for ax in (ax_volume, ax_net, ax_negative):
+            ax.spines[["top", "right"]].set_visible(False)
+        buffer = io.StringIO()
+        fig.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None})
+    return Markup(clean_svg(buffer.getvalue()))  # noqa: S704 - our own drawing, cleaned below
+
+
+def clean_svg(svg: str) -> str:
+    """An SVG without anything active: no scripts, event handlers, foreign objects or links
+    out of the drawing; no XML declaration or DOCTYPE (it is inlined into HTML). Its
+    ``<style>`` goes too: inlined, a style sheet applies to the whole page (the report's own
+    CSS carries matplotlib's two stroke rules, scoped to the chart)."""
+    ET.register_namespace("", _SVG)
+    ET.register_namespace("xlink", _XLINK)
+    root = ET.fromstring(svg)  # noqa: S314 - matplotlib's own output
+    for parent in root.iter():
+        for child in list(parent):
+            tag = child.tag.rsplit("}", 1)[-1].lower()
+            if tag in ("script", "foreignobject", "metadata", "a", "style"):
+                parent.remove(child)
+        for name in list(parent.attrib):
+            local = name.rsplit("}", 1)[-1].lower()
+            if local.startswith("on") or (local == "href" and not parent.attrib[name].startswith("#")):
+                del parent.attrib[name]
+    root.attrib.pop("width", None)
+    root.attrib.pop("height", None)
+    root.set("role", "img")
+    root.set("aria-label", "Mentions, net sentiment and negative share per week, with 95% intervals")
+    return ET.tostring(root, encoding="unicode")
+
+
+# ------------------------------------------------------------------------------ output
+
+
+def _environment() -> Environment:
+    env = Environment(
+        loader=PackageLoader("earful.pipeline", "templates"),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(
+        pct=pct,
+        points=points,
+        net=net_score,
+        ratio=ratio_change,
+        interval=interval_text,
+        link=safe_link,
+        excerpt=excerpt,
+        hours=_hours,
+        signed=signed,
+    )
+    env.globals["inf"] = math.inf
+    return env
+
+
+def render_html(report: BrandReport, timezone: str) -> str:
+    tz = ZoneInfo(timezone)
+
+    def local(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
+        return value.astimezone(tz).strftime(fmt) if value else "–"
+
+    template = _environment().get_template("report.html.j2")
+    return template.render(
+        r=report,
+        timezone=timezone,
+        local=local,
+        chart=trend_chart(report.trend) if report.has_data else None,
+        within_noise=within_noise,
+    )
+
+
+def csv_tables(report: BrandReport, timezone: str) -> dict[str, list[list[Any]]]:
+    """Each CSV file's rows, header first; the same figures as the page, unrounded."""
+    tz = ZoneInfo(timezone)
+
+    def local(value: datetime | None) -> str:
+        return value.astimezone(tz).isoformat(timespec="minutes") if value else ""
+
+    def iv(value: Interval | None) -> list[Any]:
+        return ["", "", ""] if value is None else [value.estimate, value.low, value.high]
+
+    def ratio(value: Interval | None) -> list[Any]:
+        return ["" if v is None or math.isinf(v) else v for v in iv(value)]
+
+    tally_head = ["mentions", "judged", "positive", "neutral", "negative", "not_judged"]
+
+    def tally(t: Tally) -> list[Any]:
+        return [t.mentions, t.judged, t.positive, t.neutral, t.negative, t.not_judged]
+
+    share_head = [
+        "negative_share",
+        "negative_share_low",
+        "negative_share_high",
+        "net_sentiment",
+        "net_low",
+        "net_high",
+    ]
+
+    def shares(w: WeekFigures) -> list[Any]:
+        return [*iv(w.negative_share), *iv(w.net)]
+
+    def slice_rows(kind: str, rows: list[SliceRow]) -> list[list[Any]]:
+        head = [
+            kind,
+            *tally_head,
+            *share_head,
+            "enough_judged",
+            *(f"{h}_before" for h in tally_head[:2]),
+            "negative_share_before",
+            "volume_ratio",
+            "volume_ratio_low",
+            "volume_ratio_high",
+            "negative_share_change",
+            "negative_share_change_low",
+            "negative_share_change_high",
+            "net_change",
+            "net_change_low",
+            "net_change_high",
+            "negative_change_within_noise",
+        ]
+        out: list[list[Any]] = [head]
+        for row in rows:
+            out.append(
+                [
+                    row.name,
+                    *tally(row.now.tally),
+                    *shares(row.now),
+                    row.now.enough,
+                    row.before.tally.mentions,
+                    row.before.tally.judged,
+                    row.before.negative_share.estimate if row.before.negative_share else "",
+                    *ratio(row.volume_change),
+                    *iv(row.negative_change),
+                    *iv(row.net_change),
+                    within_noise(row.negative_change),
+                ]
+            )
+        return out
+
+    volume: list[list[Any]] = [["week", "first_day", "last_day", *tally_head, *share_head, "enough_judged"]]
+    for w in report.trend:
+        volume.append(
+            [
+                w.week.label,
+                w.week.first_day.isoformat(),
+                w.week.last_day.isoformat(),
+                *tally(w.tally),
+                *shares(w),
+                w.enough,
+            ]
+        )
+    mentions: list[list[Any]] = [
+        ["list", "source", "published", "url", "sentiment", "score", "rating", "topics", "title", "excerpt"]
+    ]
+    for kind in ("most_negative", "most_positive", "high_rating_negative", "low_rating_positive"):
+        for m in getattr(report, kind):
+            mentions.append(
+                [
+                    kind,
+                    m.source,
+                    local(m.published_at),
+                    m.url or "",
+                    m.sentiment or "",
+                    m.score,
+                    "" if m.rating is None else m.rating,
+                    " ".join(m.topics),
+                    m.title or "",
+                    excerpt(m.excerpt, 500),
+                ]
+            )
+    return {
+        "volume": volume,
+        "sources": slice_rows("source", report.sources),
+        "topics": slice_rows("topic", report.topics),
+        "drivers": [
+            ["topic", "negative", "negative_before", "negative_change", "share_of_change", "net_points"]
+        ]
+        + [
+            [
+                d.topic,
+                d.negative,
+                d.negative_before,
+                d.negative_change,
+                "" if d.share_of_change is None else d.share_of_change,
+                "" if d.net_points is None else d.net_points,
+            ]
+            for d in report.drivers
+        ],
+        "mentions": mentions,
+        "responses": [["week", "negative", "replied", "share", "share_low", "share_high", "median_hours"]]
+        + [
+            [
+                f.week.label,
+                f.negative,
+                f.replied,
+                *iv(f.share),
+                "" if f.median_hours is None else f.median_hours,
+            ]
+            for f in report.responses
+        ],
+        "duplicates": [
+            ["content_hash", "copies", "sources", "first_published", "kept_source", "url", "excerpt"]
+        ]
+        + [
+            [
+                d.content_hash,
+                d.copies,
+                " ".join(d.sources),
+                local(d.first_published),
+                d.kept.source,
+                d.kept.url or "",
+                excerpt(d.kept.excerpt, 500),
+            ]
+            for d in report.duplicates
+        ],
+    }
+
+
+def write_csv(path: Path, rows: Iterable[Sequence[Any]]) -> None:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    for row in rows:
+        writer.writerow([csv_cell(cell) for cell in row])
+    _write_text(path, buffer.getvalue())
+
+
+def _write_text(path: Path, text: str) -> None:
+    """Write through a temporary file, so a mail job never picks up half a report."""
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(text, encoding="utf-8", newline="")
+    partial.replace(path)
+
+
+@dataclass(frozen=True)
+class WrittenReport:
+    brand: str
+    week: str
+    html: Path
+    csv: list[Path]
+    report: BrandReport
+
+
+def default_out_dir(config: Config) -> Path:
+    """``report.out_dir`` (relative to the config file), else ``reports/`` beside the config
+    file, else ``reports/`` in the working directory."""
+    base = config.path.parent if config.path else Path.cwd()
+    folder = config.report.out_dir
+    if folder is None:
+        return base / "reports"
+    folder = folder.expanduser()
+    return folder if folder.is_absolute() else base / folder
+
+
+def find_brands(db: Database, name: str | None) -> list[tuple[int, str]]:
+    """The brands to report on: the one named (by name or alias, any case), else all of them.
+
+    An unknown name is a :class:`ReportError` that lists the known brands.
+    """
+    with db.translate_errors(), db.engine.connect() as conn:
+        rows = conn.execute(select(Brand.id, Brand.name, Brand.aliases).order_by(Brand.name)).all()
+    if name is None:
+        return [(row.id, row.name) for row in rows]
+    wanted = name.strip().casefold()
+    for row in rows:
+        if wanted in {row.name.casefold(), *(a.casefold() for a in row.aliases or [])}:
+            return [(row.id, row.name)]
+    known = ", ".join(row.name for row in rows) or "none; add brands to the config"
+    raise ReportError(f"no brand named {name!r} (known: {known})")
+
+
+def write_reports(
+    db: Database,
+    config: Config,
+    *,
+    week: Week | None = None,
+    brand: str | None = None,
+    out_dir: Path | None = None,
+    now: datetime | None = None,
+) -> list[WrittenReport]:
+    """Write the report of ``week`` (default: the last complete week in ``config.timezone``)
+    for ``brand`` (default: every brand; every mention when no brand is configured) and
+    record each in the ``report`` table."""
+    now = now or utcnow()
+    week = week or last_complete_week(config.timezone, now)
+    if week.timezone != config.timezone:
+        week = Week(week.year, week.number, config.timezone)
+    folder = out_dir or default_out_dir(config)
+    folder.mkdir(parents=True, exist_ok=True)
+    brands = find_brands(db, brand)
+    written = []
+    targets: list[tuple[int, str] | None] = [*brands] or [None]
+    for target in targets:
+        report = build_report(db, config, week, target, now=now)
+        stem = f"earful-report-{report.slug}-{week.label}"
+        html = folder / f"{stem}.html"
+        _write_text(html, render_html(report, config.timezone))
+        files = []
+        for table, rows in csv_tables(report, config.timezone).items():
+            path = folder / f"{stem}-{table}.csv"
+            write_csv(path, rows)
+            files.append(path)
+        _record(db, report, [html, *files], now)
+        logger.info("wrote the %s report of %s to %s", week.label, report.brand, html)
+        written.append(WrittenReport(report.brand, week.label, html, files, report))
+    return written
+
+
+def _record(db: Database, report: BrandReport, files: list[Path], now: datetime) -> None:
+    """One ``report`` row per brand and week: a report made again updates its row."""
+    with db.session() as session:
+        query = select(Report).where(Report.week == report.week.label)
+        query = query.where(
+            Report.brand_id.is_(None) if report.brand_id is None else Report.brand_id == report.brand_id
+        )
+        row = session.scalars(query.order_by(Report.id).limit(1)).first()
+        if row is None:
+            row = Report(brand_id=report.brand_id, week=report.week.label)
+            session.add(row)
+        row.period_start = report.week.start
+        row.period_end = report.week.end
+        row.files = [str(f.resolve()) for f in files]
+        row.created_at = now.astimezone(UTC)

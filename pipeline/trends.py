@@ -1,0 +1,642 @@
+"""Weekly trends out of the database: ISO weeks in the team's time zone, counted in SQL.
+
+A report compares weeks, so everything here is grouped by week. A week is the ISO week of
+``config.timezone``: it starts on Monday 00:00 *local* time, and its UTC boundaries are
+computed in Python one week at a time, so a week that holds a daylight-saving change is 167 or
+169 hours long, as the team lives it. Timestamps are stored in UTC; the database only ever
+compares them with these instants (``published_at >= start AND published_at < end``), which
+is portable and reads the ``(brand_id, published_at)`` index.
+
+What counts as word of mouth, in every figure:
+
+* mentions of kind ``review`` or ``comment`` (a ``post`` from a feed is the brand's or a
+  publisher's own article, not a customer talking), not written by the brand itself
+  (``is_brand_response``), in the week they were published (collected, when the page gave
+  no date);
+* a text syndicated to several sites (the same ``content_hash`` from more than one source,
+  at least :data:`SYNDICATED_MIN_CHARS` long, so two people writing "Great!" stay two) is
+  counted once: its first stored copy in the report's weeks;
+* sentiment comes from the classification rows of one model version (``latest_version``);
+  a row whose ``status`` is not ``ok``, or no row yet, is counted as not judged.
+
+Aggregation happens in the database (one ``GROUP BY`` per question; rows come back per week
+and source, per topic, or as a handful of examples), so a report over a million mentions
+reads kilobytes, not the mentions. The queries are SQLAlchemy Core and run on SQLite and
+PostgreSQL alike; the only dialect difference is how a topic's sentiment is read out of the
+``classification.topics`` JSON.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import (
+    ColumnElement,
+    CompoundSelect,
+    Connection,
+    Select,
+    Table,
+    and_,
+    case,
+    distinct,
+    false,
+    func,
+    literal,
+    or_,
+    select,
+    true,
+    union_all,
+)
+
+from earful.pipeline.errors import EarfulError
+from earful.pipeline.schema import Classification, Mention, Source, UTCDateTime
+
+WORD_OF_MOUTH = ("review", "comment")
+SYNDICATED_MIN_CHARS = 40
+# Ratings (normalised to 0..1) that contradict a text's sentiment.
+HIGH_RATING = 0.8
+LOW_RATING = 0.4
+EXCERPT_CHARS = 600  # read from the database per example; the report shortens further
+
+_WEEK = re.compile(r"(\d{4})-W(\d{2})")
+_MENTION: Table = Mention.__table__  # type: ignore[assignment]
+_CLASSIFICATION: Table = Classification.__table__  # type: ignore[assignment]
+_SOURCE: Table = Source.__table__  # type: ignore[assignment]
+
+
+class BadWeek(EarfulError, ValueError):
+    """A week that is not an ISO week such as ``2026-W47``."""
+
+
+# ------------------------------------------------------------------------------ weeks
+
+
+@dataclass(frozen=True)
+class Week:
+    """One ISO week in a time zone; ``start`` and ``end`` (exclusive) are UTC instants."""
+
+    year: int
+    number: int
+    timezone: str = "UTC"
+
+    @property
+    def label(self) -> str:
+        return f"{self.year}-W{self.number:02d}"
+
+    @property
+    def first_day(self) -> date:
+        return date.fromisocalendar(self.year, self.number, 1)
+
+    @property
+    def last_day(self) -> date:
+        return self.first_day + timedelta(days=6)
+
+    @property
+    def start(self) -> datetime:
+        return _local_midnight_utc(self.first_day, self.timezone)
+
+    @property
+    def end(self) -> datetime:
+        return _local_midnight_utc(self.first_day + timedelta(days=7), self.timezone)
+
+    def shift(self, weeks: int) -> Week:
+        iso = (self.first_day + timedelta(weeks=weeks)).isocalendar()
+        return Week(iso.year, iso.week, self.timezone)
+
+    def __str__(self) -> str:
+        return self.label
+
+
+def _local_midnight_utc(day: date, timezone: str) -> datetime:
+    """The UTC instant of 00:00 on ``day`` in ``timezone``.
+
+    Where a zone skips midnight (a DST change at 00:00), zoneinfo resolves the missing local
+    time with the offset before the change, which is the instant the day starts.
+    """
+    return datetime.combine(day, time(0), tzinfo=ZoneInfo(timezone)).astimezone(UTC)
+
+
+def parse_week(text: str, timezone: str = "UTC") -> Week:
+    """``2026-W47`` as a :class:`Week`; :class:`BadWeek` says what is wrong otherwise."""
+    match = _WEEK.fullmatch(text.strip())
+    if not match:
+        raise BadWeek(f"{text!r} is not an ISO week; write it as YYYY-Www, e.g. 2026-W47")
+    year, number = int(match.group(1)), int(match.group(2))
+    try:
+        date.fromisocalendar(year, number, 1)
+    except ValueError:
+        raise BadWeek(f"{year} has no week {number} (ISO years have 52 or 53 weeks)") from None
+    return Week(year, number, timezone)
+
+
+def last_complete_week(timezone: str, now: datetime | None = None) -> Week:
+    """The last ISO week that has ended in ``timezone`` (the week before this one)."""
+    now = now if now is not None else datetime.now(UTC)
+    iso = now.astimezone(ZoneInfo(timezone)).date().isocalendar()
+    return Week(iso.year, iso.week, timezone).shift(-1)
+
+
+# ------------------------------------------------------------------------------ tallies
+
+
+@dataclass(frozen=True)
+class Tally:
+    """Mentions of one slice (a brand, a source, a topic) in one week, by sentiment."""
+
+    positive: int = 0
+    neutral: int = 0
+    negative: int = 0
+    unjudged: int = 0  # classified, but the model did not judge the text (status not ok)
+    unclassified: int = 0  # no classification row of the version yet
+
+    @property
+    def judged(self) -> int:
+        return self.positive + self.neutral + self.negative
+
+    @property
+    def not_judged(self) -> int:
+        return self.unjudged + self.unclassified
+
+    @property
+    def mentions(self) -> int:
+        return self.judged + self.not_judged
+
+    def __add__(self, other: Tally) -> Tally:
+        return Tally(
+            self.positive + other.positive,
+            self.neutral + other.neutral,
+            self.negative + other.negative,
+            self.unjudged + other.unjudged,
+            self.unclassified + other.unclassified,
+        )
+
+
+def _tally(counts: dict[str, int]) -> Tally:
+    return Tally(
+        counts.get("positive", 0),
+        counts.get("neutral", 0),
+        counts.get("negative", 0),
+        counts.get("unjudged", 0),
+        counts.get("unclassified", 0),
+    )
+
+
+def _bucket_of(status: str | None, sentiment: str | None) -> str:
+    if status is None:
+        return "unclassified"
+    if status == "ok" and sentiment in ("positive", "neutral", "negative"):
+        return sentiment
+    return "unjudged"
+
+
+@dataclass(frozen=True)
+class WeeklyTallies:
+    """Per week (in the order of ``weeks``): the whole brand, each source, and the mentions
+    whose rating contradicts their text."""
+
+    weeks: list[Week]
+    total: list[Tally]
+    sources: dict[str, list[Tally]]
+    high_rating_negative: list[int]
+    low_rating_positive: list[int]
+
+
+@dataclass(frozen=True)
+class MentionRow:
+    """One mention shown as an example; ``excerpt`` is at most :data:`EXCERPT_CHARS` long."""
+
+    id: int
+    source: str
+    url: str | None
+    published_at: datetime | None
+    title: str | None
+    excerpt: str
+    text_chars: int
+    rating: float | None
+    sentiment: str | None
+    score: float | None
+    topics: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Responses:
+    """Negative mentions of one week and the brand's replies to them."""
+
+    negative: int
+    replied: int
+    reply_seconds: list[float]  # first reply's delay, per replied mention that has both times
+
+
+@dataclass(frozen=True)
+class Syndicated:
+    """A text found on several sites: counted once (its first stored copy)."""
+
+    content_hash: str
+    copies: int
+    sources: list[str]
+    first_published: datetime | None
+    kept: MentionRow
+
+
+# ------------------------------------------------------------------------------ queries
+
+
+# Syndicated texts are excluded by a list of hashes up to this many; beyond, by a subquery.
+MAX_LISTED_SYNDICATED = 5000
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What a report reads: one brand (``None``: every mention), one model version, and the
+    weeks whose syndicated copies are looked for (``window``: first start, last end).
+
+    ``syndicated`` holds the (content_hash, kept id) of every syndicated text in the window
+    once :meth:`with_syndicated` has looked them up, so that each query excludes the other
+    copies with two short lists instead of grouping the window again; ``None`` (too many to
+    list) falls back to the grouping subquery.
+    """
+
+    brand_id: int | None
+    version: str | None
+    window_start: datetime
+    window_end: datetime
+    syndicated: tuple[tuple[str, int], ...] | None = None
+
+    def word_of_mouth(self, m: Any, start: datetime, end: datetime) -> list[ColumnElement[bool]]:
+        """Conditions on a mention table (or alias) ``m``: the brand's word of mouth that
+        counts in ``[start, end)`` (see :func:`when`)."""
+        return [
+            m.c.id.in_(self.ids(start, end)),
+            m.c.kind.in_(WORD_OF_MOUTH),
+            m.c.is_brand_response.is_(False),
+        ]
+
+    def ids(self, start: datetime, end: datetime) -> CompoundSelect[Any]:
+        """The ids of the brand's mentions that count in ``[start, end)``, from the indexes
+        alone: dated ones from ``(brand_id, published_at)``, undated ones by collection time.
+
+        Filtering by ``id IN (...)`` rather than by the same conditions directly makes SQLite
+        read the mentions (and their classifications) in id order, which is the order they
+        lie on disk: 2-3 times faster than in index order over a quarter of a million rows.
+        """
+        dated, undated = _MENTION.alias(), _MENTION.alias()
+        with_date = select(dated.c.id).where(dated.c.published_at >= start, dated.c.published_at < end)
+        without = select(undated.c.id).where(
+            undated.c.published_at.is_(None), undated.c.collected_at >= start, undated.c.collected_at < end
+        )
+        if self.brand_id is not None:
+            with_date = with_date.where(dated.c.brand_id == self.brand_id)
+            without = without.where(undated.c.brand_id == self.brand_id)
+        return union_all(with_date, without)
+
+    def counted(self, m: Any, start: datetime, end: datetime) -> list[ColumnElement[bool]]:
+        """:meth:`word_of_mouth`, less the second and later copies of syndicated texts."""
+        conditions = self.word_of_mouth(m, start, end)
+        if self.syndicated is None:
+            return [*conditions, m.c.id.not_in(self._duplicate_ids())]
+        if not self.syndicated:
+            return conditions
+        hashes = [h for h, _ in self.syndicated]
+        kept = [k for _, k in self.syndicated]
+        return [*conditions, or_(m.c.content_hash.not_in(hashes), m.c.id.in_(kept))]
+
+    def with_syndicated(self, conn: Connection) -> Scope:
+        """This scope with its syndicated texts looked up (one grouping of the window)."""
+        query = self.syndicated_groups()
+        rows = conn.execute(
+            query.order_by(query.selected_columns.kept).limit(MAX_LISTED_SYNDICATED + 1)
+        ).all()
+        if len(rows) > MAX_LISTED_SYNDICATED:
+            return replace(self, syndicated=None)
+        return replace(self, syndicated=tuple((row.content_hash, row.kept) for row in rows))
+
+    def row_conditions(self, m: Any, start: datetime, end: datetime) -> list[ColumnElement[bool]]:
+        """:meth:`word_of_mouth` as plain conditions on each row, for queries that reach their
+        few rows through the content-hash index.
+
+        They are spelt so that no other index can serve them (``coalesce(...)``, ``brand_id
+        + 0``): without table statistics, SQLite would otherwise walk all of the brand's rows
+        once per text instead of looking up each text's copies.
+        """
+        conditions = [
+            when(m) >= start,
+            when(m) < end,
+            m.c.kind.in_(WORD_OF_MOUTH),
+            m.c.is_brand_response.is_(False),
+        ]
+        if self.brand_id is not None:
+            conditions.append(m.c.brand_id + 0 == self.brand_id)
+        return conditions
+
+    def syndicated_groups(self) -> Select[Any]:
+        """(content_hash, kept id) of each text that several sources carry in the window.
+
+        Texts stored more than once anywhere are found from the content-hash index alone (no
+        row is read), and only their copies are then checked against brand, weeks and kind;
+        the length check reads one text per group.
+        """
+        anywhere = _MENTION.alias("a")
+        repeated = select(anywhere.c.content_hash).group_by(anywhere.c.content_hash).having(func.count() > 1)
+        d = _MENTION.alias("d")
+        groups = (
+            select(d.c.content_hash, func.min(d.c.id).label("kept"))
+            .where(
+                d.c.content_hash.in_(repeated), *self.row_conditions(d, self.window_start, self.window_end)
+            )
+            .group_by(d.c.content_hash)
+            .having(func.count(distinct(d.c.source_id)) > 1)
+            .subquery("g")
+        )
+        k = _MENTION.alias("k")
+        return (
+            select(groups.c.content_hash, groups.c.kept)
+            .join(k, k.c.id == groups.c.kept)
+            .where(func.length(k.c.text) >= SYNDICATED_MIN_CHARS)
+        )
+
+    def _duplicate_ids(self) -> Select[Any]:
+        groups = self.syndicated_groups().subquery("s")
+        x = _MENTION.alias("x")
+        return (
+            select(x.c.id)
+            .join(groups, x.c.content_hash == groups.c.content_hash)
+            .where(*self.row_conditions(x, self.window_start, self.window_end), x.c.id != groups.c.kept)
+        )
+
+    def classification_join(self, m: Any) -> ColumnElement[bool]:
+        c = _CLASSIFICATION
+        if self.version is None:
+            return and_(c.c.mention_id == m.c.id, false())
+        return and_(c.c.mention_id == m.c.id, c.c.model_version == self.version)
+
+
+def when(m: Any) -> ColumnElement[datetime]:
+    """When a mention counts: its publication time, else (no date on the page) when it was
+    collected, as ``earful alerts`` counts it."""
+    return func.coalesce(m.c.published_at, m.c.collected_at, type_=UTCDateTime())
+
+
+def _week_index(column: Any, weeks: Sequence[Week]) -> ColumnElement[Any]:
+    """0, 1, ... for the week a timestamp falls in (the rows are already inside the weeks)."""
+    whens = [(column < week.end, literal(i)) for i, week in enumerate(weeks[:-1])]
+    return case(*whens, else_=literal(len(weeks) - 1)) if whens else literal(0)
+
+
+def source_names(conn: Connection) -> dict[int, str]:
+    return {row.id: row.name for row in conn.execute(select(_SOURCE.c.id, _SOURCE.c.name))}
+
+
+def weekly_tallies(conn: Connection, scope: Scope, weeks: Sequence[Week]) -> WeeklyTallies:
+    """Mentions per week, source and sentiment over ``weeks`` (consecutive), in one query."""
+    m, c = _MENTION, _CLASSIFICATION
+    judged = c.c.status == "ok"
+    inner = (
+        select(
+            _week_index(when(m), weeks).label("week"),
+            m.c.source_id,
+            c.c.status,
+            c.c.sentiment,
+            case((and_(judged, c.c.sentiment == "negative", m.c.rating >= HIGH_RATING), 1), else_=0).label(
+                "high_neg"
+            ),
+            case((and_(judged, c.c.sentiment == "positive", m.c.rating <= LOW_RATING), 1), else_=0).label(
+                "low_pos"
+            ),
+        )
+        .select_from(m.outerjoin(c, scope.classification_join(m)))
+        .where(*scope.counted(m, weeks[0].start, weeks[-1].end))
+        .subquery("w")
+    )
+    query = select(
+        inner.c.week,
+        inner.c.source_id,
+        inner.c.status,
+        inner.c.sentiment,
+        func.count().label("n"),
+        func.sum(inner.c.high_neg).label("high_neg"),
+        func.sum(inner.c.low_pos).label("low_pos"),
+    ).group_by(inner.c.week, inner.c.source_id, inner.c.status, inner.c.sentiment)
+    names = source_names(conn)
+    counts: dict[str, list[dict[str, int]]] = defaultdict(lambda: [defaultdict(int) for _ in weeks])
+    high_neg = [0] * len(weeks)
+    low_pos = [0] * len(weeks)
+    for row in conn.execute(query):
+        source = names.get(row.source_id, f"source {row.source_id}")
+        counts[source][row.week][_bucket_of(row.status, row.sentiment)] += int(row.n)
+        high_neg[row.week] += int(row.high_neg or 0)
+        low_pos[row.week] += int(row.low_pos or 0)
+    sources = {name: [_tally(w) for w in per_week] for name, per_week in sorted(counts.items())}
+    total = [sum((per_week[i] for per_week in sources.values()), Tally()) for i in range(len(weeks))]
+    return WeeklyTallies(list(weeks), total, sources, high_neg, low_pos)
+
+
+def _topic_sentiment(conn: Connection, value: Any) -> ColumnElement[Any]:
+    if conn.dialect.name == "postgresql":
+        return value.op("->>")(literal("sentiment"))  # type: ignore[no-any-return]
+    return func.json_extract(value, "$.sentiment")
+
+
+def topic_tallies(conn: Connection, scope: Scope, weeks: Sequence[Week]) -> dict[str, list[Tally]]:
+    """Judged mentions per week and topic, by the topic's own sentiment (the sentences that
+    talk about it), in one query over the topics JSON (``json_each`` on both databases)."""
+    m, c = _MENTION, _CLASSIFICATION
+    topic = func.json_each(c.c.topics).table_valued("key", "value", joins_implicitly=True).alias("t")
+    inner = (
+        select(
+            _week_index(when(m), weeks).label("week"),
+            topic.c.key.label("topic"),
+            _topic_sentiment(conn, topic.c.value).label("sentiment"),
+        )
+        .select_from(m.join(c, scope.classification_join(m)).join(topic, true()))
+        .where(*scope.counted(m, weeks[0].start, weeks[-1].end), c.c.status == "ok")
+        .subquery("tw")
+    )
+    query = select(inner.c.week, inner.c.topic, inner.c.sentiment, func.count().label("n")).group_by(
+        inner.c.week, inner.c.topic, inner.c.sentiment
+    )
+    counts: dict[str, list[dict[str, int]]] = defaultdict(lambda: [defaultdict(int) for _ in weeks])
+    for row in conn.execute(query):
+        sentiment = row.sentiment if row.sentiment in ("positive", "neutral", "negative") else "unjudged"
+        counts[str(row.topic)][row.week][sentiment] += int(row.n)
+    return {name: [_tally(w) for w in per_week] for name, per_week in sorted(counts.items())}
+
+
+def _mention_columns(m: Any, s: Any) -> list[Any]:
+    c = _CLASSIFICATION
+    return [
+        m.c.id,
+        s.c.name.label("source"),
+        m.c.url,
+        when(m).label("published_at"),
+        func.substr(m.c.title, 1, 300).label("title"),
+        func.substr(m.c.text, 1, EXCERPT_CHARS).label("excerpt"),
+        func.length(m.c.text).label("text_chars"),
+        m.c.rating,
+        c.c.sentiment,
+        c.c.score,
+        c.c.topics,
+    ]
+
+
+def _mention_row(row: Any) -> MentionRow:
+    topics = row.topics if isinstance(row.topics, dict) else {}
+    return MentionRow(
+        id=row.id,
+        source=row.source,
+        url=row.url,
+        published_at=_utc(row.published_at),
+        title=row.title,
+        excerpt=row.excerpt or "",
+        text_chars=int(row.text_chars or 0),
+        rating=row.rating,
+        sentiment=row.sentiment,
+        score=row.score,
+        topics=sorted(topics, key=lambda t: -float((topics[t] or {}).get("score") or 0)),
+    )
+
+
+def _utc(value: datetime | str | None) -> datetime | None:
+    """A timestamp from a raw column read: SQLite hands back text through ``func`` columns."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def examples(
+    conn: Connection, scope: Scope, week: Week, sentiment: str, limit: int, *, rating: str | None = None
+) -> list[MentionRow]:
+    """The week's most confidently ``sentiment`` mentions (highest model score first).
+
+    ``rating="high"`` keeps only mentions rated :data:`HIGH_RATING` or more, ``"low"`` those
+    rated :data:`LOW_RATING` or less: the rating/text disagreements.
+    """
+    m, c, s = _MENTION, _CLASSIFICATION, _SOURCE
+    query = (
+        select(*_mention_columns(m, s))
+        .select_from(m.join(c, scope.classification_join(m)).join(s, s.c.id == m.c.source_id))
+        .where(*scope.counted(m, week.start, week.end), c.c.status == "ok", c.c.sentiment == sentiment)
+        .order_by(c.c.score.desc(), m.c.id)
+        .limit(limit)
+    )
+    if rating == "high":
+        query = query.where(m.c.rating >= HIGH_RATING)
+    elif rating == "low":
+        query = query.where(m.c.rating <= LOW_RATING)
+    return [_mention_row(row) for row in conn.execute(query)]
+
+
+def responses(conn: Connection, scope: Scope, weeks: Sequence[Week]) -> list[Responses]:
+    """Per week: judged-negative mentions, how many got a reply from the brand (a child
+    mention with ``is_brand_response``), and each reply's delay after the mention.
+
+    Replies count whenever they came (also after the week), up to the time of the report.
+    """
+    m, c = _MENTION, _CLASSIFICATION
+    r = _MENTION.alias("r")
+    replies = (
+        select(
+            r.c.parent_id, func.min(func.coalesce(r.c.published_at, r.c.collected_at)).label("first_reply")
+        )
+        .where(r.c.is_brand_response.is_(True), r.c.parent_id.is_not(None))
+        .group_by(r.c.parent_id)
+        .subquery("replies")
+    )
+    query = (
+        select(
+            _week_index(when(m), weeks).label("week"),
+            when(m).label("published_at"),
+            replies.c.parent_id,
+            replies.c.first_reply,
+        )
+        .select_from(
+            m.join(c, scope.classification_join(m)).outerjoin(replies, replies.c.parent_id == m.c.id)
+        )
+        .where(
+            *scope.counted(m, weeks[0].start, weeks[-1].end), c.c.status == "ok", c.c.sentiment == "negative"
+        )
+    )
+    # One row per negative mention: a week's worth is thousands at most, and the median
+    # delay is not portable SQL.
+    negative = [0] * len(weeks)
+    replied = [0] * len(weeks)
+    delays: list[list[float]] = [[] for _ in weeks]
+    for row in conn.execute(query):
+        negative[row.week] += 1
+        if row.parent_id is None:
+            continue
+        replied[row.week] += 1
+        published, first_reply = _utc(row.published_at), _utc(row.first_reply)
+        if published is not None and first_reply is not None:
+            delays[row.week].append(max(0.0, (first_reply - published).total_seconds()))
+    return [Responses(negative[i], replied[i], delays[i]) for i in range(len(weeks))]
+
+
+def syndicated(conn: Connection, scope: Scope, week: Week, limit: int) -> tuple[int, list[Syndicated]]:
+    """Texts carried by several sources that have a copy in ``week``: how many such copies
+    the week's figures leave out, and the ``limit`` texts with the most copies."""
+    m, c, s = _MENTION, _CLASSIFICATION, _SOURCE
+    if scope.syndicated is None:
+        groups = scope.syndicated_groups().subquery("sg")
+        hashes: Any = select(groups.c.content_hash)
+        kept: Any = select(groups.c.kept)
+    elif scope.syndicated:
+        hashes = [h for h, _ in scope.syndicated]
+        kept = [k for _, k in scope.syndicated]
+    else:
+        return 0, []
+    this_week = when(m) >= week.start
+    # The copies in the window, so the first of each is the kept one: min(id).
+    query = (
+        select(
+            m.c.content_hash,
+            func.min(m.c.id).label("kept"),
+            func.count().label("copies"),
+            func.min(when(m)).label("first_published"),
+            func.sum(case((and_(this_week, m.c.id.not_in(kept)), 1), else_=0)).label("left_out"),
+        )
+        .where(m.c.content_hash.in_(hashes), *scope.row_conditions(m, scope.window_start, week.end))
+        .group_by(m.c.content_hash)
+        .having(func.max(when(m)) >= week.start)
+    )
+    rows = sorted(conn.execute(query).all(), key=lambda row: (-row.copies, row.kept))
+    left_out = sum(int(row.left_out or 0) for row in rows)
+    shown = rows[:limit]
+    if not shown:
+        return left_out, []
+    kept_rows = {
+        row.id: _mention_row(row)
+        for row in conn.execute(
+            select(*_mention_columns(m, s))
+            .select_from(m.outerjoin(c, scope.classification_join(m)).join(s, s.c.id == m.c.source_id))
+            .where(m.c.id.in_([row.kept for row in shown]))
+        )
+    }
+    where: dict[str, set[str]] = defaultdict(set)
+    for row in conn.execute(
+        select(m.c.content_hash, s.c.name)
+        .join(s, s.c.id == m.c.source_id)
+        .where(
+            m.c.content_hash.in_([row.content_hash for row in shown]),
+            *scope.row_conditions(m, scope.window_start, week.end),
+        )
+        .distinct()
+    ):
+        where[row.content_hash].add(row.name)
+    return left_out, [
+        Syndicated(
+            content_hash=row.content_hash,
+            copies=int(row.copies),
+            sources=sorted(where[row.content_hash]),
+            first_published=_utc(row.first_published),
+            kept=kept_rows[row.kept],
+        )
+        for row in shown
+    ]
