@@ -158,7 +158,7 @@ def render(config: dict[str, Any]) -> str:
         "`earful eval --data FILE.csv`.",
         "- Neutral is learnt from 3-star reviews, which are often mixed rather than neutral. Short "
         "texts with no word from the lexicon are called neutral, including those whose sentiment is "
-        "only implied (\"the flight was late\").",
+        'only implied ("the flight was late").',
         '- Rare words cut into word pieces can mislead it: "The room was spotless." comes out '
         'negative (the piece "##less" reads like "useless").',
         "",
