@@ -57,7 +57,7 @@ def earful_collect() -> None:
     def announce(counts: Any, outlet_events: Any = None) -> int:
         from earful.pipeline import orchestration
 
-        new = orchestration.new_mentions(counts)
+        new = orchestration.new_mentions(counts[:])  # one request (iterating asks until a 404)
         if not new:
             raise AirflowSkipException("no new mentions: nothing for earful_classify")
         outlet_events[MENTIONS].extra = {"new": new}

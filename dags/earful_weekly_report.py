@@ -34,7 +34,7 @@ def earful_weekly_report() -> None:
         return orchestration.weekly_report(now=logical_date)
 
     @task
-    def deliver(reports: list[dict[str, Any]]) -> dict[str, str]:
+    def deliver(reports: Any) -> dict[str, str]:
         from earful.pipeline import orchestration
 
         return orchestration.deliver_reports(reports)

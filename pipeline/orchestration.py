@@ -173,7 +173,11 @@ def due_sources(db: Database, config: Config, at: datetime) -> list[str]:
 
 
 def _utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    """A plain UTC datetime (Airflow hands tasks pendulum's, which the pipeline's arithmetic
+    does not take); a naive one is taken as UTC."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return datetime.fromtimestamp(value.timestamp(), UTC)
 
 
 def sources_to_crawl(
@@ -189,7 +193,7 @@ def sources_to_crawl(
     else:
         db = open_database(config)
         try:
-            chosen = due_sources(db, config, at or datetime.now(UTC))
+            chosen = due_sources(db, config, _utc(at) if at else datetime.now(UTC))
         finally:
             db.dispose()
     logger.info("sources to crawl: %s", ", ".join(chosen) or "none")
@@ -221,8 +225,9 @@ def _log_tail(path: Path, lines: int) -> None:
         text = path.read_text(encoding="utf-8", errors="replace")
     except OSError:
         return
-    for line in text.splitlines()[-lines:]:
-        logger.info("crawler: %s", line)
+    tail = text.splitlines()[-lines:]
+    if tail:
+        logger.info("the crawler's log, last %d lines:\n%s", len(tail), "\n".join(tail))
 
 
 def new_mentions(counts: Iterable[Mapping[str, Any] | None]) -> int:
@@ -270,7 +275,7 @@ def alerts(*, at: datetime | None = None) -> dict[str, Any]:
     config = task_config()
     db = open_database(config)
     try:
-        result = run_alerts(db, config, at=at)
+        result = run_alerts(db, config, at=_utc(at) if at else None)
     finally:
         db.dispose()
     summary = {
@@ -298,7 +303,7 @@ def weekly_report(*, now: datetime | None = None) -> list[dict[str, Any]]:
     config = task_config()
     db = open_database(config)
     try:
-        written = write_reports(db, config, now=now)
+        written = write_reports(db, config, now=_utc(now) if now else None)
     finally:
         db.dispose()
     out = [
@@ -311,8 +316,6 @@ def weekly_report(*, now: datetime | None = None) -> list[dict[str, Any]]:
         }
         for w in written
     ]
-    for report in out:
-        logger.info("wrote the %s report of %s: %s", report["week"], report["brand"], report["html"])
     return out
 
 

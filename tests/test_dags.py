@@ -36,6 +36,9 @@ DAGS = REPO / "dags"
 DAG_IDS = {"earful_collect", "earful_classify", "earful_alerts", "earful_weekly_report"}
 AIRFLOW = Path(sys.executable).with_name("airflow")
 WEBHOOK_TOKEN = "T0KEN-never-logged-3f9a"
+BLOG_SOURCE = (
+    "  - name: blog\n    kind: blog\n    brand: Acme\n    start_urls: ['{url}/blog/post-nested.html']\n"
+)
 
 # Loads the DAG folder the way the DAG processor does and describes what it found.
 PARSE = """
@@ -91,7 +94,10 @@ assert not bag.import_errors, bag.import_errors
 runs = []
 
 def run(dag_id, **kwargs):
-    dr = bag.dags[dag_id].test(**kwargs)
+    dag = bag.dags[dag_id]
+    for task in dag.tasks:
+        task.retries = 0  # dag.test() would wait minutes for a retry: fail at once instead
+    dr = dag.test(**kwargs)
     with create_session() as session:
         rows = session.execute(
             select(TaskInstance.task_id, TaskInstance.map_index, TaskInstance.state)
@@ -143,7 +149,8 @@ def run_python(code: str, env: dict[str, str], log: Path, timeout: float) -> dic
         )
     text = log.read_text(errors="replace")
     lines = [line for line in text.splitlines() if line.startswith("RESULT ")]
-    assert proc.returncode == 0 and lines, f"exit status {proc.returncode}; output ends:\n{text[-6000:]}"
+    assert proc.returncode == 0, f"exit status {proc.returncode}; output ends:\n{text[-6000:]}"
+    assert lines, f"no RESULT line; output ends:\n{text[-6000:]}"
     result: dict[str, Any] = json.loads(lines[-1][len("RESULT ") :])
     return result
 
@@ -226,7 +233,7 @@ def write_config(folder: Path, site: SiteServer, database: str | None, notifiers
         + notifiers
         + "sources:\n"
         + FORUM_SOURCE.format(url=site.url)
-        + f"  - name: blog\n    kind: blog\n    brand: Acme\n    start_urls: ['{site.url}/blog/post-nested.html']\n"
+        + BLOG_SOURCE.format(url=site.url)
     )
     if database is not None:
         text += f"database: {{url: '{database}', busy_timeout_s: 5}}\n"
@@ -252,7 +259,9 @@ def test_dag_folder_parses_fast_with_the_four_dags_and_no_heavy_imports(
         tmp_path / "parse.log",
         timeout=120,
     )
-    print(f"DagBag: {result['load_s']:.3f} s for {result['files']} ({time.monotonic() - started:.1f} s in all)")
+    print(
+        f"DagBag: {result['load_s']:.3f} s for {result['files']} ({time.monotonic() - started:.1f} s in all)"
+    )
     assert result["import_errors"] == {}
     dags = result["dags"]
     assert set(dags) == DAG_IDS
@@ -272,7 +281,9 @@ def test_dag_folder_parses_fast_with_the_four_dags_and_no_heavy_imports(
         assert dag["catchup"] is False
         for task in dag["tasks"].values():
             assert task["owner"] == "earful"
-            assert task["retries"] == 3 and task["backoff"] == 2.0 and task["timeout_s"]
+            assert task["retries"] == 3
+            assert task["backoff"] == 2.0
+            assert task["timeout_s"]
 
 
 @pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql)])
@@ -310,10 +321,12 @@ def test_dags_run_end_to_end_with_dag_test(
 
     started = time.monotonic()
     log = tmp_path / "dag-test.log"
-    result = run_python(DRIVE, airflow_env(airflow_home, EARFUL_CONFIG=str(config), **extra), log, timeout=400)
+    result = run_python(
+        DRIVE, airflow_env(airflow_home, EARFUL_CONFIG=str(config), **extra), log, timeout=400
+    )
     print(f"{backend}: the four DAGs ran in {time.monotonic() - started:.1f} s")
 
-    runs = {}
+    runs: dict[str, list[dict[str, Any]]] = {}
     for run in result["runs"]:
         runs.setdefault(run["dag_id"], []).append(run)
     first, again = runs["earful_collect"]
@@ -338,11 +351,56 @@ def test_dags_run_end_to_end_with_dag_test(
     finally:
         db.dispose()
     assert all(Path(f).is_file() for f in files)
-    assert any(f.endswith(".html") for f in files) and Path(files[0]).parent == tmp_path / "reports"
+    assert any(f.endswith(".html") for f in files)
+    assert Path(files[0]).parent == tmp_path / "reports"
 
     (path, headers, body) = webhook.received[-1]
-    assert path == f"/hook/{WEBHOOK_TOKEN}" and headers["X-Earful-Signature"].startswith("sha256=")
-    assert body["key"].startswith("report-Acme-") and "Earful weekly report: Acme" in body["text"]
+    assert path == f"/hook/{WEBHOOK_TOKEN}"
+    assert headers["X-Earful-Signature"].startswith("sha256=")
+    assert body["key"].startswith("report-Acme-")
+    assert "Earful weekly report: Acme" in body["text"]
     output = log.read_text(errors="replace")
     logs = "".join(p.read_text(errors="replace") for p in (airflow_home / "logs").rglob("*") if p.is_file())
-    assert WEBHOOK_TOKEN not in output + logs and "signing-secret" not in output + logs
+    assert WEBHOOK_TOKEN not in output + logs
+    assert "signing-secret" not in output + logs
+
+
+def test_a_scheduled_collect_crawls_the_sources_whose_schedule_fired_since_their_last_crawl(
+    db: Database, db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import UTC, datetime
+
+    from earful.pipeline.config import load_config_text
+    from earful.pipeline.orchestration import due_sources
+    from earful.pipeline.schema import CrawlRun
+    from earful.pipeline.store import MentionStore
+
+    monkeypatch.setenv("EARFUL_PSEUDONYM_KEY", "due-test-key")
+    monkeypatch.delenv("EARFUL_DATABASE_URL", raising=False)
+    sources = "".join(
+        f"  - {{name: {name}, kind: reviews, start_urls: ['https://x.example/'], schedule: {schedule}}}\n"
+        for name, schedule in [
+            ("daily", "'@daily'"),  # midnight in Berlin: 23:00 UTC in winter
+            ("hourly", "'0 * * * *'"),
+            ("never-crawled", "'@weekly'"),
+            ("once", "'@once'"),
+            ("by-hand", "null"),
+        ]
+    )
+    config = load_config_text(f"timezone: Europe/Berlin\nsources:\n{sources}", path=tmp_path / "earful.yaml")
+    store = MentionStore(db, config)
+    store.sync_config()
+    with db.session() as session:
+        for name, started in [
+            ("daily", datetime(2026, 11, 24, 23, 0, 5, tzinfo=UTC)),  # after Berlin's midnight
+            ("hourly", datetime(2026, 11, 25, 9, 0, 3, tzinfo=UTC)),
+            ("once", datetime(2026, 1, 1, tzinfo=UTC)),
+            ("by-hand", datetime(2026, 1, 1, tzinfo=UTC)),
+        ]:
+            session.add(CrawlRun(source_id=store.source_id(name)[0], started_at=started, status="succeeded"))
+    assert due_sources(db, config, datetime(2026, 11, 25, 9, 30, tzinfo=UTC)) == ["never-crawled"]
+    # At 10:00 the hourly schedule fires (a fire time at the run's own time counts).
+    assert due_sources(db, config, datetime(2026, 11, 25, 10, 0, tzinfo=UTC)) == ["hourly", "never-crawled"]
+    # Midnight in Berlin fires the daily one again.
+    at = datetime(2026, 11, 25, 23, 0, tzinfo=UTC)
+    assert due_sources(db, config, at) == ["daily", "hourly", "never-crawled"]
