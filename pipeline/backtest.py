@@ -61,6 +61,27 @@ HEADLINE_SIZE, HEADLINE_DELAY = 2.0, 2
 MONTH_HOURS = 30 * 24
 #: Synthetic brands with at least this many negatives an hour on average count as busy.
 BUSY_LEVEL = 10.0
+#: Synthetic history: judged mentions a day per brand (log-uniform) and their negative share
+#: (uniform). See :data:`GENERATOR` and the README for the rest.
+MENTIONS_PER_DAY = (100.0, 5000.0)
+NEGATIVE_SHARE = (0.10, 0.30)
+#: The synthetic generator's other parameters (the README lists them).
+GENERATOR: dict[str, float] = {
+    "night_dip": 2 / 3,  # the daily cycle: night at a third of the afternoon peak
+    "weekend": 0.75,  # weekend days' volume against weekdays'
+    "drift_per_day": 0.02,  # sd of the daily step of the log-volume random walk
+    "day_dispersion": 0.01,  # day-to-day volume factor, gamma: about +-10%
+    "hour_dispersion": 0.05,  # hourly volume noise, gamma (negative binomial counts): +-22%
+    "share_day_sd": 0.10,  # the negative share's day-to-day wander (logit sd)
+    "share_hour_sd": 0.2,  # ... and hour-to-hour (logit sd)
+    "share_topic_hour_sd": 0.2,  # each topic's own hour-to-hour wander on top (logit sd)
+    "volume_burst_every_h": 240,  # a benign burst of all mentions every ~10 days
+    "volume_burst_size": 1.6,  # ... x1.6 (log-normal), 1-2 hours
+    "negative_burst_every_h": 240,  # a benign burst of negatives every ~10 days
+    "negative_burst_size": 1.4,  # ... x1.4 (log-normal), 1-2 hours
+    "topic_coverage": 0.8,  # share of mentions about one of the topics
+    "spike_focus": 0.7,  # share of a spike's extra negatives in its topic
+}
 #: Real histories: the first hours of every series are warm-up, never alerting.
 WARMUP_HOURS = 48
 
@@ -204,29 +225,41 @@ def synthetic_history(
     seed: int = 7,
     sizes: Sequence[float] = SPIKE_SIZES,
     warmup_weeks: int = 2,
-    burst_every_hours: float = 240.0,
-    level_range: tuple[float, float] = (3.0, 30.0),
+    mentions_per_day: tuple[float, float] = MENTIONS_PER_DAY,
+    negative_share: tuple[float, float] = NEGATIVE_SHARE,
+    spike_basis: str = "hour",
 ) -> History:
-    """Realistic-looking hourly negatives (and all mentions) with injected incidents.
+    """Hourly mentions of ``brands`` brands with injected negative spikes (seeded).
 
-    Per brand: a mean of 3 to 30 negatives an hour (log-uniform), a daily cycle peaking in
-    the afternoon (night at a third of the peak), quieter weekends, a slow random drift, a
-    day-to-day factor (±10%), negative-binomial hourly noise (dispersion 0.05, so even a
-    huge brand's hour wanders by ±22%) and benign bursts of negatives (one every ~10 days,
-    1–2 hours, multiplier log-normal around 1.4). Negatives split over ``topics`` topics; all mentions are about four times the
-    negatives. Incidents start at random hours after the warm-up, last 3–8 hours, multiply
-    the brand's negative rate by one of ``sizes`` and put the extra into one topic; they are
-    at least three days apart per brand.
+    Every parameter is in :data:`GENERATOR` (and the README). Per brand, the volume of
+    judged mentions follows a daily cycle (night at a third of the afternoon peak), quieter
+    weekends, a slow drift, a day-to-day factor and negative-binomial hourly noise, all of it
+    shared by negative and other mentions (a busy hour is busy for both). The negative share
+    wanders too, by the day and by the hour, and benign bursts lift the volume or the
+    negatives for an hour or two without being incidents. Mentions fall into ``topics``
+    topics (some into none).
+
+    A spike of size ``s`` adds a stream of negative mentions at ``s - 1`` times the negative
+    rate the brand would otherwise have had in that hour (``spike_basis="hour"``: the same
+    hour's seasonality, drift and noise; so a 2x spike doubles the negatives of those hours
+    on average), or at ``s - 1`` times the brand's typical hourly rate, its weekly average
+    (``spike_basis="typical"``, which makes night spikes relatively larger). Most of the
+    extra goes to one topic. Spikes last 3–8 hours and start at random hours after the
+    warm-up, 3–5 days apart per brand, cycling through ``sizes``.
     """
     if weeks <= warmup_weeks:
         raise ValueError(f"weeks must exceed the {warmup_weeks} warm-up weeks, not {weeks}")
+    if spike_basis not in ("hour", "typical"):
+        raise ValueError(f"spike_basis must be 'hour' or 'typical', not {spike_basis!r}")
+    g = GENERATOR
     rng = np.random.default_rng(seed)
     hours = weeks * 168
     start = datetime(2026, 1, 5, tzinfo=UTC)  # a Monday
     h = np.arange(hours)
     hour_of_day, day = h % 24, h // 24
-    daily = 0.65 + 0.35 * np.cos(2 * np.pi * (hour_of_day - 15) / 24)
-    weekly = np.where(day % 7 >= 5, 0.75, 1.0)
+    daily = 1 - g["night_dip"] / 2 + g["night_dip"] / 2 * np.cos(2 * np.pi * (hour_of_day - 15) / 24)
+    weekly = np.where(day % 7 >= 5, g["weekend"], 1.0)
+    shape = daily * weekly / (daily * weekly)[: 168 * (hours // 168) or hours].mean()
     keys: list[tuple[str, str | None]] = []
     negatives: list[npt.NDArray[np.int64]] = []
     totals: list[npt.NDArray[np.int64]] = []
@@ -234,22 +267,53 @@ def synthetic_history(
     benign: list[Incident] = []
     levels: dict[str, float] = {}
     warm = warmup_weeks * 168
+    days = hours // 24 + 1
     for b in range(brands):
         brand = f"brand-{b + 1}"
-        level = math.exp(rng.uniform(math.log(level_range[0]), math.log(level_range[1])))
-        levels[brand] = level
-        drift = np.exp(np.cumsum(rng.normal(0, 0.02, hours // 24 + 1)))[day]
-        day_factor = rng.gamma(100, 1 / 100, hours // 24 + 1)[day]
-        mu = level * daily * weekly * drift * day_factor / daily.mean()
-        bursts = np.ones(hours)
-        for s in np.flatnonzero(rng.random(hours) < 1 / burst_every_hours):
-            length, size = int(rng.integers(1, 3)), math.exp(rng.normal(math.log(1.4), 0.25))
-            bursts[s : s + length] *= size
-            benign.append(Incident(brand, start + int(s) * HOUR, start + int(s + length) * HOUR, size))
-        share = rng.dirichlet(np.full(topics, 4.0))
-        neg_topic = np.stack([_nb(rng, mu * bursts * s, 0.05) for s in share])
-        other_topic = np.stack([_nb(rng, 3 * mu * s, 0.05) for s in share])
-        # Incidents: sizes in turn, random starts at least three days apart.
+        per_hour = math.exp(rng.uniform(*np.log(mentions_per_day))) / 24
+        share = float(rng.uniform(*negative_share))
+        drift = np.exp(np.cumsum(rng.normal(0, g["drift_per_day"], days)))[day]
+        day_factor = rng.gamma(1 / g["day_dispersion"], g["day_dispersion"], days)[day]
+        typical = per_hour * drift  # the brand's weekly-average hour, as it drifts
+        volume = typical * shape * day_factor
+        volume = rng.gamma(1 / g["hour_dispersion"], g["hour_dispersion"] * volume)  # shared noise
+        # The negative share: per brand, wandering by the day and by the hour (logit scale).
+        logit = (
+            math.log(share / (1 - share))
+            + rng.normal(0, g["share_day_sd"], days)[day]
+            + rng.normal(0, g["share_hour_sd"], hours)
+        )
+        neg_share = 1 / (1 + np.exp(-logit))
+        # Benign bursts: a campaign or a viral post lifts all mentions; a small thread of
+        # complaints lifts the negatives of one topic. Neither is an incident.
+        for what, every, median in (
+            ("volume", g["volume_burst_every_h"], g["volume_burst_size"]),
+            ("negative", g["negative_burst_every_h"], g["negative_burst_size"]),
+        ):
+            for s in np.flatnonzero(rng.random(hours) < 1 / every):
+                length, size = int(rng.integers(1, 3)), math.exp(rng.normal(math.log(median), 0.25))
+                if what == "volume":
+                    volume[s : s + length] *= size
+                else:
+                    neg_share[s : s + length] = np.minimum(0.95, neg_share[s : s + length] * size)
+                benign.append(Incident(brand, start + int(s) * HOUR, start + int(s + length) * HOUR, size))
+        # Topics: a share of the mentions each (the rest have none), each with its own
+        # negativity around the brand's, which wanders by the hour by itself too.
+        mix = rng.dirichlet(np.full(topics, 4.0)) * g["topic_coverage"]
+        parts = np.append(mix, 1 - g["topic_coverage"])
+        tone = rng.normal(0, 0.3, topics + 1)
+        topic_logit = (
+            np.log(neg_share / (1 - neg_share))[None, :]
+            + tone[:, None]
+            + rng.normal(0, g["share_topic_hour_sd"], (topics + 1, hours))
+        )
+        p_neg = 1 / (1 + np.exp(-topic_logit))
+        neg_rate = volume * (parts[:, None] * p_neg).sum(axis=0)  # the hour's negative intensity
+        neg = rng.poisson(volume[None, :] * parts[:, None] * p_neg)
+        other = rng.poisson(volume[None, :] * parts[:, None] * (1 - p_neg))
+        typical_share = float((parts / (1 + np.exp(-(math.log(share / (1 - share)) + tone)))).sum())
+        levels[brand] = per_hour * typical_share
+        # Incidents: sizes in turn, random starts 3-5 days apart.
         t = warm + int(rng.integers(0, 48))
         n = 0
         while True:
@@ -258,20 +322,28 @@ def synthetic_history(
                 break
             size = float(sizes[(n + b) % len(sizes)])
             topic = int(rng.integers(0, topics))
-            extra = rng.poisson((size - 1) * mu[t : t + length])
-            neg_topic[topic, t : t + length] += extra
+            if spike_basis == "hour":
+                base = neg_rate[t : t + length]
+            else:
+                base = typical[t : t + length] * typical_share
+            extra = rng.poisson((size - 1) * base)
+            focused = rng.binomial(extra, g["spike_focus"])
+            weights = (parts[:, None] * p_neg[:, t : t + length]).sum(axis=1)
+            spread = rng.multinomial(extra - focused, weights / weights.sum()).T
+            spread[topic] += focused
+            neg[:, t : t + length] += spread
             incidents.append(
                 Incident(brand, start + t * HOUR, start + (t + length) * HOUR, size, f"topic-{topic + 1}")
             )
             n += 1
             t += length + 72 + int(rng.integers(0, 48))
         keys.append((brand, None))
-        negatives.append(neg_topic.sum(axis=0))
-        totals.append(neg_topic.sum(axis=0) + other_topic.sum(axis=0))
+        negatives.append(neg.sum(axis=0))
+        totals.append(neg.sum(axis=0) + other.sum(axis=0))
         for i in range(topics):
             keys.append((brand, f"topic-{i + 1}"))
-            negatives.append(neg_topic[i])
-            totals.append(neg_topic[i] + other_topic[i])
+            negatives.append(neg[i])
+            totals.append(neg[i] + other[i])
     return History(
         start=start,
         keys=keys,
@@ -283,12 +355,6 @@ def synthetic_history(
         benign=benign,
         levels=levels,
     )
-
-
-def _nb(rng: np.random.Generator, mean: npt.NDArray[np.float64], dispersion: float) -> npt.NDArray[np.int64]:
-    """Negative-binomial draws with ``Var = mean + dispersion * mean**2`` (gamma-Poisson)."""
-    rate = rng.gamma(1 / dispersion, dispersion * mean)
-    return rng.poisson(rate).astype(np.int64)
 
 
 # ------------------------------------------------------------------------------ real CSV

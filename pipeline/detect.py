@@ -72,6 +72,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+_X: dict[str, Any] = {"share_p0": "same", "band": 0, "ratio": "window"}
+
 __all__ = ["Cooldown", "Rule", "Scan", "Series", "Verdict", "check", "cooldown_key", "decide", "scan"]
 
 HOUR = timedelta(hours=1)
@@ -261,7 +263,8 @@ class Scan:
     @property
     def combined_p_value(self) -> FloatArray:
         share = np.where(np.isnan(self.share_p_value), np.inf, self.share_p_value)
-        both = np.minimum(1.0, 2 * np.minimum(self.p_value, share))
+        wc = _X.get("wcount", 0.5)
+        both = np.minimum(1.0, np.minimum(self.p_value / wc, share / (1 - wc)))
         return np.where(np.isnan(self.share_p_value), self.p_value, both)
 
 
@@ -366,7 +369,9 @@ def scan(series: Series, rule: Rule, ends: npt.ArrayLike | None = None) -> Scan:
 
     Without ``ends``, every hour end from ``window_hours`` to the end of the series. This is
     the same computation :func:`check` does for one end, vectorised: the backtest replays
-    twelve weeks of hourly runs per series in one call.
+    twelve weeks of hourly runs per series in one call. The baseline's shape (weekly or
+    daily, how many periods) is chosen for the whole window; each trailing sub-window of 1 ..
+    ``window_hours`` hours is scored with it, and the most surprising one is kept.
     """
     w = rule.window_hours
     e = (
@@ -392,17 +397,20 @@ def scan(series: Series, rule: Rule, ends: npt.ArrayLike | None = None) -> Scan:
     period[daily] = DAY_HOURS
     periods[daily] = days[daily]
 
-    full = _scan_window(e, w, period, periods, neg_cum, tot_cum)
+    full = _scan_window(e, w, period, periods, neg_cum, tot_cum, w)
     best = full
     lengths = range(1, w)
     for length in lengths:
-        one = _scan_window(e, length, period, periods, neg_cum, tot_cum)
+        one = _scan_window(e, length, period, periods, neg_cum, tot_cum, w)
         better = one.combined_p_value < best.combined_p_value
         best = Scan(**{
             name: np.where(better, getattr(one, name), getattr(best, name))
             for name in Scan.__dataclass_fields__
         })  # fmt: skip
     tries = len(lengths) + 1
+    _X["peak_ratio"] = best.ratio
+    _X["peak_share_ratio"] = np.where(best.share_expected > 0, best.share_observed / best.share_expected, 0.0)
+    _X["peak_observed"] = best.observed
     return Scan(
         ends=e,
         window=best.window,
@@ -419,7 +427,7 @@ def scan(series: Series, rule: Rule, ends: npt.ArrayLike | None = None) -> Scan:
 
 
 def _scan_window(
-    e: IntArray, w: int, period: IntArray, periods: IntArray, neg_cum: IntArray, tot_cum: IntArray | None
+    e: IntArray, w: int, period: IntArray, periods: IntArray, neg_cum: IntArray, tot_cum: IntArray | None, wfull: int = 0
 ) -> Scan:
     """Score the windows [e - w, e) with the baseline shapes chosen by :func:`scan`."""
     n = e.size
@@ -436,7 +444,7 @@ def _scan_window(
         rows = np.flatnonzero((period == p_len) & (periods == k))
         for chunk in np.array_split(rows, max(1, rows.size // 512)):
             _score(
-                chunk, e[chunk], p_len, k, w, neg_cum, tot_cum, observed,
+                chunk, e[chunk], p_len, k, w, wfull, neg_cum, tot_cum, observed,
                 expected, p_value, dispersion, share_observed, share_expected, share_p,
             )  # fmt: skip
     return Scan(
@@ -460,6 +468,7 @@ def _score(
     period: int,
     k: int,
     w: int,
+    wfull: int,
     neg_cum: IntArray,
     tot_cum: IntArray | None,
     observed: IntArray,
@@ -479,7 +488,8 @@ def _score(
     # (rows x periods x slots); none of them overlaps the window under test.
     slots = np.arange(0, period - w + 1, w, dtype=np.int64)
     grid = base_ends[:, :, None] + slots[None, None, :]
-    alpha = overdispersion_batch(_windows(neg_cum, grid, w).astype(np.float64))
+    grid_neg = _windows(neg_cum, grid, w).astype(np.float64)
+    alpha = overdispersion_batch(grid_neg)
 
     mean = baseline.mean(axis=1)
     # A robust level: without the highest and lowest week from four weeks on, else the median.
@@ -501,13 +511,22 @@ def _score(
     if tot_cum is None:
         return
     t = _windows(tot_cum, ends, w)
-    base_tot = _windows(tot_cum, base_ends, w).astype(np.float64)
-    p0 = (baseline.sum(axis=1) + 0.5) / (base_tot.sum(axis=1) + 1.0)
-    grid_neg = _windows(neg_cum, grid, w).astype(np.float64)
+    mode = _X["share_p0"]
+    if mode == "same":
+        sb_ends, sw = base_ends, w
+    elif mode == "window":
+        sb_ends, sw = base_ends, wfull
+    else:
+        B = int(_X["band"])
+        sb_ends, sw = base_ends + B, w + 2 * B
+    base_tot = _windows(tot_cum, sb_ends, sw).astype(np.float64)
+    base_negs = _windows(neg_cum, sb_ends, sw).astype(np.float64)
+    p0 = (base_negs.sum(axis=1) + 0.5) / (base_tot.sum(axis=1) + 1.0)
     grid_tot = _windows(tot_cum, grid, w).astype(np.float64)
     rho = _share_dispersion(grid_neg, grid_tot)
-    # Uncertainty of p0 itself: a Beta posterior from the baseline totals.
-    rho = rho * (1 + 1 / k) + 1.0 / (base_tot.sum(axis=1) + 2.0)
+    # p0 is itself estimated: from k periods whose shares wander (rho / k) and from a finite
+    # number of mentions (a Beta posterior), so the predictive distribution is widened.
+    rho = np.minimum(0.9, rho * (1 + 1 / k) + 1.0 / (base_tot.sum(axis=1) + 2.0))
     some = t > 0
     share_observed[rows[some]] = x[some] / t[some]
     share_expected[rows[some]] = p0[some]
