@@ -409,40 +409,4 @@ def test_silent_database_server_times_out_after_busy_timeout(tmp_path: Path) -> 
     assert elapsed < 10
 
 
-# -------------------------------------------------------------------------------- demo
-
-
-def test_demo_runs_end_to_end_twice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("EARFUL_PSEUDONYM_KEY", raising=False)
-    folder = tmp_path / "demo"
-    first = earful("demo", "--dir", folder)
-    assert first.exit_code == 0, first.output
-    assert f"Wrote demo config {folder / 'earful.yaml'}." in first.stdout
-    assert "Imported the bundled sample: 335 rows, 335 new, 0 updated, 0 unchanged, 0 bad." in first.stdout
-    assert "Earful status (Europe/Berlin)" in first.stdout
-    # The bundled sample, plus 9 reviews and 6 comments crawled from the bundled demo site.
-    assert "] demo-globex-reviews: succeeded" in first.stdout
-    assert "] demo-acme-blog: succeeded" in first.stdout
-    assert "350 mentions in 5 sources." in first.stdout
-    for source in ("acme-reviews", "acme-blog", "globex-reviews", "demo-globex-reviews", "demo-acme-blog"):
-        assert source in first.stdout
-    assert (folder / "earful.sqlite3").exists()
-    assert stat.S_IMODE((folder / "earful.key").stat().st_mode) == 0o600
-
-    second = earful("demo", "--dir", folder)
-    assert second.exit_code == 0, second.output
-    assert "Wrote demo config" not in second.stdout
-    assert "335 rows, 0 new, 0 updated, 335 unchanged, 0 bad." in second.stdout
-    assert "0 new" in second.stdout.split("Crawling the demo site", 1)[1]
-    assert "350 mentions in 5 sources." in second.stdout
-
-
-def test_demo_keeps_to_its_own_folder_when_a_database_url_is_set(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    other = tmp_path / "production.sqlite3"
-    monkeypatch.setenv("EARFUL_DATABASE_URL", f"sqlite:///{other}")
-    result = earful("demo", "--dir", tmp_path / "demo")
-    assert result.exit_code == 0, result.output
-    assert (tmp_path / "demo" / "earful.sqlite3").exists()
-    assert not other.exists()
+# The demo (`earful demo`) runs end to end, twice, in tests/test_demo.py.

@@ -75,7 +75,8 @@ def test_demo_config_is_valid() -> None:
     text = files("earful.pipeline").joinpath("data/demo.yaml").read_text(encoding="utf-8")
     config = load_config_text(text, path=FILE)
     assert config.timezone == "Europe/Berlin"
-    assert {s.brand for s in config.sources} == {"Acme", "Globex"}
+    assert {s.brand for s in config.sources} == {"Norrow"}
+    assert {s.kind for s in config.sources} == {"reviews", "blog", "feed"}
 
 
 @pytest.mark.parametrize("text", ["", "\n\n", "# only a comment\n"])

@@ -23,7 +23,22 @@ from earful.pipeline.importer import import_file
 from earful.pipeline.schema import CrawlRun, Mention, Source
 from earful.pipeline.store import MentionStore
 
-SAMPLE = Path(__file__).resolve().parents[1] / "pipeline" / "data" / "sample_mentions.jsonl"
+SAMPLE = Path(__file__).resolve().parent / "data" / "sample_mentions.jsonl"
+# The config the sample was written for: two brands, three sources.
+SAMPLE_CONFIG = """
+database:
+  url: sqlite:///earful.sqlite3
+timezone: Europe/Berlin
+brands:
+  - name: Acme
+    aliases: [ACME, Acme Corp]
+  - name: Globex
+    aliases: [Globex Corporation]
+sources:
+  - {name: acme-reviews, kind: reviews, start_urls: [https://reviews.example/acme], brand: Acme}
+  - {name: acme-blog, kind: blog, start_urls: [https://blog.acme.example/], brand: Acme}
+  - {name: globex-reviews, kind: reviews, start_urls: [https://reviews.example/globex], brand: Globex}
+"""
 
 
 def row(i: int, **kw: Any) -> dict[str, Any]:
@@ -77,10 +92,9 @@ def synced(db: Database, config: Config) -> Database:
     return db
 
 
-def demo_config(tmp_path: Path, url: str) -> Config:
-    text = (Path(__file__).resolve().parents[1] / "pipeline" / "data" / "demo.yaml").read_text()
-    path = tmp_path / "demo.yaml"
-    path.write_text(text.replace("sqlite:///earful.sqlite3", url), encoding="utf-8")
+def sample_config(tmp_path: Path, url: str) -> Config:
+    path = tmp_path / "sample.yaml"
+    path.write_text(SAMPLE_CONFIG.replace("sqlite:///earful.sqlite3", url), encoding="utf-8")
     return load_config_text(path.read_text(), path=path)
 
 
@@ -88,7 +102,7 @@ def test_importing_the_sample_twice_stores_it_once(
     db: Database, tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("EARFUL_PSEUDONYM_KEY", "k")
-    config = demo_config(tmp_path, db_url)
+    config = sample_config(tmp_path, db_url)
     MentionStore(db, config).sync_config()
     first = import_file(db, config, SAMPLE)
     lines = sum(1 for line in SAMPLE.read_text().splitlines() if line.strip())
