@@ -114,6 +114,9 @@ class Message:
     lines: tuple[str, ...] = ()
     examples: tuple[Example, ...] = ()
     data: dict[str, Any] = field(default_factory=dict)
+    # Files for the e-mail channel (name, MIME type, content), e.g. the weekly report's HTML;
+    # the webhook channels send the message without them.
+    attachments: tuple[tuple[str, str, bytes], ...] = ()
 
     def plain(self) -> str:
         """The message as plain text (e-mail, Slack's notification fallback)."""
@@ -389,6 +392,9 @@ class EmailChannel:
         mail["X-Earful-Alert"] = _line(message.key, 200)
         mail.set_content(message.plain())
         mail.add_alternative(email_html(message), subtype="html")
+        for name, mime, content in message.attachments:
+            maintype, _, subtype = mime.partition("/")
+            mail.add_attachment(content, maintype=maintype, subtype=subtype, filename=name)
         return mail
 
     def send(self, message: Message, timeout_s: float) -> None:

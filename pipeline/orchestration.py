@@ -331,11 +331,14 @@ def deliver_reports(reports: Iterable[Mapping[str, Any]]) -> dict[str, str]:
     outcomes: dict[str, str] = {}
     pending = []
     for report in reports:
+        html = Path(report["html"])
         message = Message(
             key=f"report-{report['brand']}-{report['week']}",
             title=f"Earful weekly report: {report['brand']}, {report['week']}",
             lines=(*report["summary"], f"Report: {report['html']}"),
             data={"kind": "report", **dict(report)},
+            # The page is self-contained (inline CSS and charts, no scripts): it reads offline.
+            attachments=((html.name, "text/html", html.read_bytes()),) if html.is_file() else (),
         )
         for channel in channels(config):
             outcome = deliver(

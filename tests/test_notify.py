@@ -5,6 +5,7 @@ SMTP server (aiosmtpd), receivers that are down or answer 503, and the bookkeepi
 
 from __future__ import annotations
 
+import dataclasses
 import email
 import email.policy
 import json
@@ -206,6 +207,32 @@ def test_email_arrives_as_text_and_escaped_html(smtp: tuple[Mailbox, int]) -> No
     assert "shop &lt;3&gt; &amp; co" in page
     assert 'href="https://shop.example/r/1?a=1&amp;b=2"' in page
     assert "javascript:" not in page
+
+
+def test_email_carries_attachments_such_as_the_weekly_report(smtp: tuple[Mailbox, int]) -> None:
+    box, port = smtp
+    notifier = EmailNotifier.model_validate(
+        {
+            "kind": "email",
+            "name": "team",
+            "host": "127.0.0.1",
+            "port": port,
+            "starttls": False,
+            "sender": "earful@example.com",
+            "recipients": ["a@example.com"],
+        }
+    )
+    page = b"<!doctype html><title>Word of mouth: Acme</title><p>158 mentions</p>"
+    message = dataclasses.replace(
+        MESSAGE, attachments=(("earful-report-acme-2026-W47.html", "text/html", page),)
+    )
+    assert deliver(channel_for(notifier), message, attempts=1).status == "sent"
+    [mail] = box.messages
+    [attached] = list(mail.iter_attachments())
+    assert attached.get_filename() == "earful-report-acme-2026-W47.html"
+    assert attached.get_content_type() == "text/html"
+    assert attached.get_payload(decode=True) == page
+    assert mail.get_body(("plain",)) is not None  # the summary is still the body
 
 
 def test_email_with_wrong_password_is_refused_without_retrying(smtp: tuple[Mailbox, int]) -> None:
