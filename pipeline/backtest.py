@@ -1,24 +1,29 @@
 """How good are the alerts? Replay hourly runs on history with known incidents and count.
 
 The rule in :mod:`earful.pipeline.detect` is replayed hour by hour exactly as the hourly
-alerts job runs it (every brand and topic tested, Benjamini–Hochberg across one run's tests,
-the same cool-down), next to two simple rules a team might write instead:
+alerts job runs it (every brand and topic tested, a brand with its total mentions and a topic
+with its negatives only, Benjamini–Hochberg across one run's tests, one alert per brand and
+run, the same cool-down), next to two simple rules a team might write instead:
 
 * ``mean3sd``: the last hour's negatives exceed the mean plus three standard deviations of
   the previous 24 hourly counts (and reach ``min_count``);
 * ``lasthour``: the last hour's negatives exceed twice the mean of the previous 12 hours
   (and reach ``min_count``).
 
-Each gets the same cool-down per brand/topic, so one episode alerts once. An alert belongs to
-an incident of its brand when it fires after the incident starts and at most
-``window_hours`` after it ends (a run that late still sees it); every other alert is a false
-alarm. Detection delay is the hours from the incident's start to the first such alert.
+Each is tested on every brand and topic and gets the same grouping (one alert per brand and
+run) and cool-down per brand/topic, so one episode alerts once. An alert belongs to an
+incident of its brand when it fires after the incident starts and at most ``window_hours``
+after it ends (a run that late still sees it); every other alert is a false alarm.
+Detection delay is the hours from the incident's start to the first such alert.
 
 Two kinds of history:
 
-* :func:`synthetic_history`: seeded, with weekly and daily seasonality, slow drift,
-  day-to-day swings, overdispersed (negative-binomial) hourly noise and benign short bursts,
-  plus injected incidents of several sizes. Nothing in the rule knows these parameters.
+* :func:`synthetic_history`: seeded, with explicit, documented parameters
+  (:data:`MENTIONS_PER_DAY`, :data:`NEGATIVE_SHARE`, :data:`GENERATOR`): weekly and daily
+  seasonality, drift, noise shared by all mentions of a brand (busy hours are busy for
+  negatives and the rest alike), a negative share that wanders by the day, the hour and the
+  topic, benign bursts, and injected spikes of several sizes. Nothing in the rule knows these
+  parameters.
 * :func:`read_history` / :func:`read_incidents`: a team's own hourly counts and the incidents
   they know of, as CSV; replayed with the default rule (nothing tuned to the file).
 """
@@ -59,8 +64,8 @@ SPIKE_SIZES = (1.5, 2.0, 3.0, 5.0)
 #: The headline: a doubling of negatives caught within this many hours.
 HEADLINE_SIZE, HEADLINE_DELAY = 2.0, 2
 MONTH_HOURS = 30 * 24
-#: Synthetic brands with at least this many negatives an hour on average count as busy.
-BUSY_LEVEL = 10.0
+#: Synthetic brands by their mean negatives an hour: under 3 quiet, 3 to 10 mid, from 10 busy.
+VOLUME_BANDS = (("quiet", 0.0, 3.0), ("mid", 3.0, 10.0), ("busy", 10.0, math.inf))
 #: Synthetic history: judged mentions a day per brand (log-uniform) and their negative share
 #: (uniform). See :data:`GENERATOR` and the README for the rest.
 MENTIONS_PER_DAY = (100.0, 5000.0)
@@ -81,6 +86,8 @@ GENERATOR: dict[str, float] = {
     "negative_burst_size": 1.4,  # ... x1.4 (log-normal), 1-2 hours
     "topic_coverage": 0.8,  # share of mentions about one of the topics
     "spike_focus": 0.7,  # share of a spike's extra negatives in its topic
+    "spike_gap_h": 72,  # a brand's spikes start at least this many hours after the last ends
+    "spike_gap_spread_h": 48,  # ... plus up to this many more (so every 3-5 days)
 }
 #: Real histories: the first hours of every series are warm-up, never alerting.
 WARMUP_HOURS = 48
@@ -123,10 +130,10 @@ class History:
     def brands(self) -> list[str]:
         return sorted({brand for brand, _ in self.keys})
 
-    def brand_months(self) -> float:
-        """Evaluated time, summed over brands, in 30-day months."""
+    def brand_months(self, brands: Iterable[str] | None = None) -> float:
+        """Evaluated time, summed over brands (all, or ``brands``), in 30-day months."""
         hours = 0
-        for brand in self.brands:
+        for brand in self.brands if brands is None else brands:
             starts = [int(self.first[i]) for i, (b, _) in enumerate(self.keys) if b == brand]
             hours += max(0, self.hours - (min(starts) + self.warmup))
         return hours / MONTH_HOURS
@@ -178,7 +185,7 @@ class BacktestResult:
     hours: int
     rule: Rule
     thresholds: dict[str, float] = field(default_factory=dict)  # of the matched baselines
-    by_volume: dict[str, MethodScore] = field(default_factory=dict)  # ours, busy/quiet brands
+    by_volume: dict[str, MethodScore] = field(default_factory=dict)  # ours, by VOLUME_BANDS
 
     def to_dict(self) -> dict[str, Any]:
         """The flat figures ``earful backtest --json`` prints (baselines prefixed)."""
@@ -203,6 +210,7 @@ class BacktestResult:
         for band, sub in self.by_volume.items():
             out[f"detection_rate_{HEADLINE_SIZE:g}x_{band}"] = _num(sub.fast_rate)
             out[f"incidents_{HEADLINE_SIZE:g}x_{band}"] = sub.incidents
+            out[f"false_alarms_per_brand_month_{band}"] = _num(sub.false_alarms_per_brand_month)
         for name, value in self.thresholds.items():
             out[f"baseline_{name}_matched_threshold"] = value
         out["brands"] = self.brands
@@ -231,13 +239,15 @@ def synthetic_history(
 ) -> History:
     """Hourly mentions of ``brands`` brands with injected negative spikes (seeded).
 
-    Every parameter is in :data:`GENERATOR` (and the README). Per brand, the volume of
-    judged mentions follows a daily cycle (night at a third of the afternoon peak), quieter
-    weekends, a slow drift, a day-to-day factor and negative-binomial hourly noise, all of it
+    Per brand: judged mentions a day drawn log-uniformly from ``mentions_per_day`` and a
+    negative share uniformly from ``negative_share``; the rest is :data:`GENERATOR` (and the
+    README). The volume follows a daily cycle (night at a third of the afternoon peak),
+    quieter weekends, a slow drift, a day-to-day factor and gamma hourly noise, all of it
     shared by negative and other mentions (a busy hour is busy for both). The negative share
-    wanders too, by the day and by the hour, and benign bursts lift the volume or the
-    negatives for an hour or two without being incidents. Mentions fall into ``topics``
-    topics (some into none).
+    wanders on the logit scale by the day, by the hour and, per topic, by the hour again;
+    benign bursts lift the volume or the negative share for an hour or two without being
+    incidents. Mentions fall into ``topics`` topics (a fifth into none), each with its own
+    negativity. Counts are Poisson given all that.
 
     A spike of size ``s`` adds a stream of negative mentions at ``s - 1`` times the negative
     rate the brand would otherwise have had in that hour (``spike_basis="hour"``: the same
@@ -268,9 +278,13 @@ def synthetic_history(
     levels: dict[str, float] = {}
     warm = warmup_weeks * 168
     days = hours // 24 + 1
+    # Volumes spread evenly over the range (log scale), jittered and shuffled: every seed has
+    # about the same mix of small and big brands.
+    low, high = np.log(mentions_per_day)
+    spots = rng.permutation((np.arange(brands) + rng.random(brands)) / brands)
     for b in range(brands):
         brand = f"brand-{b + 1}"
-        per_hour = math.exp(rng.uniform(*np.log(mentions_per_day))) / 24
+        per_hour = math.exp(low + (high - low) * spots[b]) / 24
         share = float(rng.uniform(*negative_share))
         drift = np.exp(np.cumsum(rng.normal(0, g["drift_per_day"], days)))[day]
         day_factor = rng.gamma(1 / g["day_dispersion"], g["day_dispersion"], days)[day]
@@ -285,7 +299,7 @@ def synthetic_history(
         )
         neg_share = 1 / (1 + np.exp(-logit))
         # Benign bursts: a campaign or a viral post lifts all mentions; a small thread of
-        # complaints lifts the negatives of one topic. Neither is an incident.
+        # complaints lifts the negative share. Neither is an incident.
         for what, every, median in (
             ("volume", g["volume_burst_every_h"], g["volume_burst_size"]),
             ("negative", g["negative_burst_every_h"], g["negative_burst_size"]),
@@ -311,8 +325,8 @@ def synthetic_history(
         neg_rate = volume * (parts[:, None] * p_neg).sum(axis=0)  # the hour's negative intensity
         neg = rng.poisson(volume[None, :] * parts[:, None] * p_neg)
         other = rng.poisson(volume[None, :] * parts[:, None] * (1 - p_neg))
-        typical_share = float((parts / (1 + np.exp(-(math.log(share / (1 - share)) + tone)))).sum())
-        levels[brand] = per_hour * typical_share
+        typical_share = float(neg_rate.sum() / volume.sum())  # the brand's average share
+        levels[brand] = float(neg_rate.mean())
         # Incidents: sizes in turn, random starts 3-5 days apart.
         t = warm + int(rng.integers(0, 48))
         n = 0
@@ -322,10 +336,8 @@ def synthetic_history(
                 break
             size = float(sizes[(n + b) % len(sizes)])
             topic = int(rng.integers(0, topics))
-            if spike_basis == "hour":
-                base = neg_rate[t : t + length]
-            else:
-                base = typical[t : t + length] * typical_share
+            own = neg_rate[t : t + length]  # what these hours would otherwise have had
+            base = own if spike_basis == "hour" else typical[t : t + length] * typical_share
             extra = rng.poisson((size - 1) * base)
             focused = rng.binomial(extra, g["spike_focus"])
             weights = (parts[:, None] * p_neg[:, t : t + length]).sum(axis=1)
@@ -336,7 +348,7 @@ def synthetic_history(
                 Incident(brand, start + t * HOUR, start + (t + length) * HOUR, size, f"topic-{topic + 1}")
             )
             n += 1
-            t += length + 72 + int(rng.integers(0, 48))
+            t += length + int(g["spike_gap_h"]) + int(rng.integers(0, int(g["spike_gap_spread_h"])))
         keys.append((brand, None))
         negatives.append(neg.sum(axis=0))
         totals.append(neg.sum(axis=0) + other.sum(axis=0))
@@ -488,17 +500,28 @@ def _text(value: str, path: Path, line: int, column: str) -> str:
 # ------------------------------------------------------------------------------- methods
 
 
-def alerts_ours(history: History, rule: Rule) -> list[Alert]:
-    """Replay the hourly alerts job: every series tested each hour, BH across the run."""
+def alerts_ours(history: History, rule: Rule, *, topic_share: bool = False) -> list[Alert]:
+    """Replay the hourly alerts job: every series tested each hour, BH across the run.
+
+    As ``earful alerts`` does, a brand's series gets its total mentions (the share test) and a
+    topic's gets none (the count test only). With ``topic_share`` a topic is also tested on
+    its negatives' share of all the brand's mentions (the alerts job does not do that yet).
+    """
     n_series, hours = history.negative.shape
+    brand_row = {brand: i for i, (brand, topic) in enumerate(history.keys) if topic is None}
     # Column j is the run at hour index j + 1 (window end), as the hourly job would see it.
     p = np.full((n_series, hours), np.nan)
     observed = np.zeros((n_series, hours), dtype=np.int64)
-    ratio = np.zeros((n_series, hours))
-    for i in range(n_series):
+    size = np.zeros((n_series, hours))
+    for i, (brand, topic) in enumerate(history.keys):
         first = int(history.first[i])
         counts = history.negative[i, first:]
-        total = history.total[i, first:] if history.total is not None else None
+        total = None
+        if history.total is not None:
+            if topic is None:
+                total = history.total[i, first:]
+            elif topic_share and brand in brand_row:
+                total = np.maximum(history.total[brand_row[brand], first:], counts)
         ends = np.arange(history.warmup + 1, counts.size + 1, dtype=np.int64)
         if ends.size == 0:
             continue
@@ -506,11 +529,11 @@ def alerts_ours(history: History, rule: Rule) -> list[Alert]:
         cols = first + ends - 1
         p[i, cols] = np.where(s.tested, s.combined_p_value, np.nan)
         observed[i, cols] = s.observed
-        ratio[i, cols] = s.ratio
+        size[i, cols] = s.effect
     fire = np.zeros((n_series, hours), dtype=bool)
     for j in np.flatnonzero((~np.isnan(p)).any(axis=0)):
         tested = ~np.isnan(p[:, j])
-        fire[:, j] = decide_arrays(p[:, j], observed[:, j], ratio[:, j], tested, rule)
+        fire[:, j] = decide_arrays(p[:, j], observed[:, j], size[:, j], tested, rule)
     return _cool(history, fire, rule.cooldown_hours)
 
 
@@ -546,24 +569,37 @@ def _pad_left(fire: npt.NDArray[np.bool_], n: int, hours: int) -> npt.NDArray[np
 
 
 def _cool(history: History, fire: npt.NDArray[np.bool_], cooldown_hours: int) -> list[Alert]:
-    """Alerts after warm-up and cool-down; ``fire[i, j]`` is the run that ends hour j."""
+    """Alerts after warm-up and cool-down, as the alerts job raises them: ``fire[i, j]`` is
+    series ``i`` flagged by the run that ends hour ``j``; a run raises one alert per brand
+    when any of its flagged series is out of cool-down, and every flagged series then
+    starts a cool-down."""
     cooldown = Cooldown(cooldown_hours)
     alerts = []
-    for i, j in zip(*np.nonzero(fire), strict=True):
-        if j < history.first[i] + history.warmup:
-            continue
-        brand, topic = history.keys[i]
+    for j in np.flatnonzero(fire.any(axis=0)):
         at = int(j) + 1
-        if cooldown.admit(cooldown_key(brand, topic), history.start + at * HOUR):
-            alerts.append(Alert(history.keys[i], at))
-    return sorted(alerts, key=lambda a: a.at)
+        when = history.start + at * HOUR
+        flagged: dict[str, list[int]] = {}
+        for i in np.flatnonzero(fire[:, j]):
+            if j >= history.first[i] + history.warmup:
+                flagged.setdefault(history.keys[i][0], []).append(int(i))
+        for rows in flagged.values():
+            keys = [cooldown_key(*history.keys[i]) for i in rows]
+            if any(cooldown.allows(key, when) for key in keys):
+                for key in keys:
+                    cooldown.admit(key, when)
+                alerts.append(Alert(history.keys[rows[0]], at))
+    return alerts
 
 
 # ------------------------------------------------------------------------------- scoring
 
 
 def score(
-    history: History, alerts: Sequence[Alert], incidents: Sequence[Incident], grace: int
+    history: History,
+    alerts: Sequence[Alert],
+    incidents: Sequence[Incident],
+    grace: int,
+    brands: Iterable[str] | None = None,
 ) -> MethodScore:
     """Match alerts to incidents of their brand; the rest are false alarms.
 
@@ -583,7 +619,7 @@ def score(
                 hit = True
                 first_alert[n] = min(first_alert.get(n, alert.at), alert.at)
         false_alarms += not hit
-    return _summarise(spans, first_alert, false_alarms, history.brand_months(), grace)
+    return _summarise(spans, first_alert, false_alarms, history.brand_months(brands), grace)
 
 
 def _summarise(
@@ -615,7 +651,11 @@ def _summarise(
 
 
 def backtest(
-    history: History, rule: Rule | None = None, incidents: Sequence[Incident] | None = None
+    history: History,
+    rule: Rule | None = None,
+    incidents: Sequence[Incident] | None = None,
+    *,
+    topic_share: bool = False,
 ) -> BacktestResult:
     """Replay our rule and both baselines on ``history`` and score them on ``incidents``
     (default: the history's own, i.e. the injected ones).
@@ -632,7 +672,7 @@ def backtest(
         logger.warning("incidents for brands not in the history are ignored: %s", ", ".join(unknown))
         known = [inc for inc in known if inc.brand in brands]
     grace = rule.window_hours
-    ours = alerts_ours(history, rule)
+    ours = alerts_ours(history, rule, topic_share=topic_share)
     scores = {
         "ours": score(history, ours, known, grace),
         "mean3sd": score(history, alerts_mean3sd(history, rule), known, grace),
@@ -654,9 +694,10 @@ def backtest(
         logger.info("%s: %d detected of %d, %d false alarms", name, s.detected, s.incidents, s.false_alarms)
     by_volume: dict[str, MethodScore] = {}
     if history.levels:
-        for band, keep in (("busy", True), ("quiet", False)):
-            chosen = {b for b, level in history.levels.items() if (level >= BUSY_LEVEL) == keep}
-            picked = [i for i in known if i.brand in chosen and i.size == HEADLINE_SIZE]
-            by_volume[band] = score(history, [a for a in ours if a.key[0] in chosen], picked, grace)
+        for band, low, high in VOLUME_BANDS:
+            chosen = {b for b, level in history.levels.items() if low <= level < high}
+            mine = [a for a in ours if a.key[0] in chosen]
+            sub = score(history, mine, [i for i in known if i.brand in chosen], grace, chosen)
+            by_volume[band] = sub.by_size.get(HEADLINE_SIZE, sub)
     synthetic = any(inc.size is not None for inc in known)
     return BacktestResult(synthetic, scores, len(brands), history.hours, rule, thresholds, by_volume)

@@ -14,27 +14,34 @@ Why it looks the way it does:
   never below half their mean nor below half a mention per week, so a mostly or entirely
   quiet history still gives a finite, positive expectation. A past incident or a viral
   thread in one baseline week does not raise it.
-* **Overdispersion.** Real counts are burstier than Poisson. The negative-binomial
+* **Overdispersion, with honest tails.** Real counts are burstier than Poisson. The
   dispersion is estimated from the baseline weeks themselves, pooled over every window of
   the week, with outlying cells clipped so a past incident does not hide the next one
   (:func:`earful.pipeline.stats.overdispersion_batch`), and widened for the uncertainty of
-  a level estimated from few weeks.
+  a level estimated from few weeks. The count is then Poisson with a log-normal rate
+  (:func:`earful.pipeline.stats.poisson_lognormal_sf`): busy days, busy hours and a
+  wandering share multiply, and the negative binomial's gamma tail would call a
+  one-in-ten-thousand hour of a busy series a one-in-a-million one.
 * **Early, without more false alarms.** A spike that began an hour ago fills only a third of
   a three-hour window, so the last 1, 2, ... ``window_hours`` hours are each tested and the
   most surprising one counts, its p-value multiplied by the number of windows tried
-  (Bonferroni). ``observed``, ``expected`` and ``ratio`` stay those of the whole window, so
-  the effect-size floor is judged on it: one busy hour is not an incident.
+  (Bonferroni). ``observed``, ``expected`` and ``ratio`` stay those of the whole window;
+  the size an alert needs (``effect``) is that of the most surprising window.
 * **Share as well as count.** When all classified mentions are known, the negative share in
-  the window is tested too (beta-binomial, so a share that wanders by itself is not news);
-  a rise in share also catches problems that do not raise volume. Each verdict's two
-  p-values are combined by Bonferroni before the false-discovery correction.
+  the window is tested too (beta-binomial, so a share that wanders by itself is not news),
+  against the share in the same hours, widened by :data:`SHARE_BAND_HOURS` on each side, of
+  the baseline periods. The share cancels the busy and quiet hours that move all mentions
+  together, so it is the sharper test: the two p-values are combined by weighted Bonferroni
+  (:data:`COUNT_WEIGHT` for the count, the rest for the share) before the false-discovery
+  correction, and the size is then negatives per other mention against the usual (an odds
+  ratio), so a busy hour that raises everything is not an incident.
 * **Honest multiplicity.** Every brand and topic is tested every hour; Benjamini–Hochberg
   across all tests of one run (:func:`decide`) keeps the false discoveries of a run at
   ``fdr``. That is per run: with 720 hourly runs a month, up to about ``720 * fdr`` false
-  alerts a month (shared by all brands) remain possible, which is why the default is 0.01.
-* **Size matters.** Significance is not enough: fewer than ``min_count`` negatives, or fewer
-  than ``min_ratio`` times the expected count, never alert. A cool-down (:class:`Cooldown`)
-  makes one episode one alert.
+  alerts a month (shared by all brands) remain possible, which is why the default is 0.02.
+* **Size matters.** Significance is not enough: fewer than ``min_count`` negatives in the
+  window, or an ``effect`` under ``min_ratio``, never alert. A cool-down
+  (:class:`Cooldown`) makes one episode one alert.
 
 Short histories: with at least two full weeks before the window the weekly baseline uses the
 weeks there are (up to ``baseline_weeks``). With less, the same hours on each previous day
@@ -63,8 +70,8 @@ import numpy.typing as npt
 from earful.pipeline.stats import (
     benjamini_hochberg,
     betabinomial_sf,
-    negative_binomial_sf,
     overdispersion_batch,
+    poisson_lognormal_sf,
 )
 
 if TYPE_CHECKING:
@@ -72,7 +79,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-_X: dict[str, Any] = {"share_p0": "same", "band": 0, "ratio": "window"}
 
 __all__ = ["Cooldown", "Rule", "Scan", "Series", "Verdict", "check", "cooldown_key", "decide", "scan"]
 
@@ -81,6 +87,13 @@ WEEK_HOURS = 168
 DAY_HOURS = 24
 #: At most this many previous days form the fallback baseline (fewer than two weeks).
 MAX_FALLBACK_DAYS = 13
+#: The share test's usual share comes from the same hours of the baseline periods widened by
+#: this many hours on each side (more mentions, a sharper estimate; the share moves slowly).
+SHARE_BAND_HOURS = 3
+#: With all mentions known, the count test gets this part of the verdict's level and the share
+#: test the rest (weighted Bonferroni): the share cancels busy and quiet hours, so it is the
+#: sharper test; the count test stays for problems that raise everything at once.
+COUNT_WEIGHT = 0.2
 #: A median of k counts is about as precise as a mean of 2k / pi (normal efficiency); a mean
 #: without the highest and lowest of k >= 4 counts about as a mean of 0.85 k.
 _MEDIAN_EFFICIENCY = 2 / np.pi
@@ -95,17 +108,19 @@ class Rule:
     """The alert rule's knobs; :meth:`from_settings` reads them from ``alerts:`` in the config.
 
     Two defaults were chosen on the synthetic backtest (``earful backtest``; README,
-    "Backtesting alerts"). ``fdr`` 0.01: the p-values are honest, and that is the point, since
-    at 0.05 the hourly runs then raise about four false alarms per brand-month (eight brands);
-    at 0.01 about one. ``min_ratio`` 1.5: a doubling seen for two hours of a three-hour window
-    (ratio 1.67) still passes, one busy hour does not.
+    "Backtesting alerts"). ``fdr`` 0.02: the p-values are honest, so false alarms follow the
+    number of runs; with eight brands 0.02 raises about one false alarm per brand-month (0.01
+    half as many, and five points less of the 2x spikes within two hours), and a team with
+    two brands gets about four times as many per brand (0.01 is then the better choice).
+    ``min_ratio`` 1.5: judged on the most surprising window (``Verdict.effect``), it lets a
+    doubling alert in its first hour and keeps out a benign burst of a third more.
     """
 
     window_hours: int = 3
     baseline_weeks: int = 6
     min_count: int = 5
     min_ratio: float = 1.5
-    fdr: float = 0.01
+    fdr: float = 0.02
     cooldown_hours: int = 24
 
     def __post_init__(self) -> None:
@@ -179,13 +194,16 @@ class Verdict:
 
     ``tested`` is False when the history is too short; ``reason`` then says why, and
     otherwise which baseline was used. ``observed``, ``expected`` and ``ratio`` are the whole
-    window's. ``p_value`` is the count test (negative binomial with the estimated
-    ``dispersion``, Poisson when that is zero) of the most surprising last ``peak_hours``
-    hours, already multiplied by the number of windows tried; ``share_p_value`` likewise for
-    the negative share. The ``share_*`` fields are set when total counts were given and the
-    window had any mentions. ``baseline_period`` is 168 (weekly baseline), 24 (the
-    short-history daily fallback) or 0 (untested), and ``baseline_periods`` how many of them
-    the baseline used.
+    window's. ``p_value`` is the count test (Poisson with a log-normal rate of the estimated
+    ``dispersion``, plain Poisson when that is zero) of the most surprising last
+    ``peak_hours`` hours, already multiplied by the number of windows tried;
+    ``share_p_value`` likewise for the negative share. The ``share_*`` fields are set when
+    total counts were given and the window had any mentions. ``effect`` is the size
+    ``min_ratio`` is judged on, in the most surprising window: negatives per other mention
+    against the usual when totals were given, else observed over expected negatives
+    (:attr:`size` falls back on ``ratio`` for a verdict built without it).
+    ``baseline_period`` is 168 (weekly baseline), 24 (the short-history daily fallback) or
+    0 (untested), and ``baseline_periods`` how many of them the baseline used.
     """
 
     tested: bool
@@ -203,10 +221,17 @@ class Verdict:
     baseline_periods: int = 0
     baseline_period: int = 0
     peak_hours: int = 0
+    effect: float | None = None
+
+    @property
+    def size(self) -> float:
+        """What ``min_ratio`` is judged on: ``effect`` when set, else ``ratio``."""
+        return self.ratio if self.effect is None else self.effect
 
     @property
     def combined_p_value(self) -> float:
-        """The p-value :func:`decide` corrects: count and share tests, Bonferroni-combined."""
+        """The p-value :func:`decide` corrects: count and share tests, combined by weighted
+        Bonferroni (:data:`COUNT_WEIGHT`)."""
         return _combine(self.p_value, self.share_p_value)
 
     def to_dict(self) -> dict[str, Any]:
@@ -228,6 +253,7 @@ class Verdict:
             "baseline_period": self.baseline_period,
             "baseline_periods": self.baseline_periods,
             "peak_hours": self.peak_hours,
+            "effect": None if self.effect is None else round(self.effect, 4),
         }
 
 
@@ -250,6 +276,7 @@ class Scan:
     share_observed: FloatArray
     share_expected: FloatArray
     share_p_value: FloatArray
+    effect: FloatArray  # the size min_ratio is judged on, of the most surprising window
 
     @property
     def tested(self) -> npt.NDArray[np.bool_]:
@@ -263,8 +290,7 @@ class Scan:
     @property
     def combined_p_value(self) -> FloatArray:
         share = np.where(np.isnan(self.share_p_value), np.inf, self.share_p_value)
-        wc = _X.get("wcount", 0.5)
-        both = np.minimum(1.0, np.minimum(self.p_value / wc, share / (1 - wc)))
+        both = np.minimum(1.0, np.minimum(self.p_value / COUNT_WEIGHT, share / (1 - COUNT_WEIGHT)))
         return np.where(np.isnan(self.share_p_value), self.p_value, both)
 
 
@@ -293,6 +319,7 @@ def check(series: Series, end: datetime, rule: Rule) -> Verdict:
         baseline_periods=periods,
         baseline_period=period,
         peak_hours=int(s.window[0]) if tested else 0,
+        effect=float(s.effect[0]) if tested else None,
     )
 
 
@@ -307,21 +334,22 @@ def decide(verdicts: Sequence[Verdict], rule: Rule) -> list[bool]:
     tested = np.array([v.tested for v in verdicts])
     p = np.array([v.combined_p_value for v in verdicts], dtype=np.float64)
     observed = np.array([v.observed for v in verdicts], dtype=np.int64)
-    ratio = np.array([v.ratio for v in verdicts], dtype=np.float64)
-    return [bool(b) for b in decide_arrays(p, observed, ratio, tested, rule)]
+    size = np.array([v.size for v in verdicts], dtype=np.float64)
+    return [bool(b) for b in decide_arrays(p, observed, size, tested, rule)]
 
 
 def decide_arrays(
     p_value: FloatArray,
     observed: IntArray,
-    ratio: FloatArray,
+    size: FloatArray,
     tested: npt.NDArray[np.bool_],
     rule: Rule,
 ) -> npt.NDArray[np.bool_]:
-    """:func:`decide` on arrays (one entry per test of one run), for the backtest's speed."""
+    """:func:`decide` on arrays (one entry per test of one run), for the backtest's speed;
+    ``size`` is each verdict's :attr:`Verdict.size`."""
     p = np.where(tested, p_value, np.nan)
     rejected, _ = benjamini_hochberg(p, rule.fdr)
-    return rejected & (observed >= rule.min_count) & (ratio >= rule.min_ratio)
+    return rejected & (observed >= rule.min_count) & (size >= rule.min_ratio)
 
 
 def cooldown_key(brand: str, topic: str | None = None) -> str:
@@ -397,20 +425,17 @@ def scan(series: Series, rule: Rule, ends: npt.ArrayLike | None = None) -> Scan:
     period[daily] = DAY_HOURS
     periods[daily] = days[daily]
 
-    full = _scan_window(e, w, period, periods, neg_cum, tot_cum, w)
+    full = _scan_window(e, w, w, period, periods, neg_cum, tot_cum)
     best = full
     lengths = range(1, w)
     for length in lengths:
-        one = _scan_window(e, length, period, periods, neg_cum, tot_cum, w)
+        one = _scan_window(e, length, w, period, periods, neg_cum, tot_cum)
         better = one.combined_p_value < best.combined_p_value
         best = Scan(**{
             name: np.where(better, getattr(one, name), getattr(best, name))
             for name in Scan.__dataclass_fields__
         })  # fmt: skip
     tries = len(lengths) + 1
-    _X["peak_ratio"] = best.ratio
-    _X["peak_share_ratio"] = np.where(best.share_expected > 0, best.share_observed / best.share_expected, 0.0)
-    _X["peak_observed"] = best.observed
     return Scan(
         ends=e,
         window=best.window,
@@ -423,13 +448,21 @@ def scan(series: Series, rule: Rule, ends: npt.ArrayLike | None = None) -> Scan:
         share_observed=full.share_observed,
         share_expected=full.share_expected,
         share_p_value=np.minimum(1.0, best.share_p_value * tries),
+        effect=best.effect,
     )
 
 
 def _scan_window(
-    e: IntArray, w: int, period: IntArray, periods: IntArray, neg_cum: IntArray, tot_cum: IntArray | None, wfull: int = 0
+    e: IntArray,
+    w: int,
+    w_full: int,
+    period: IntArray,
+    periods: IntArray,
+    neg_cum: IntArray,
+    tot_cum: IntArray | None,
 ) -> Scan:
-    """Score the windows [e - w, e) with the baseline shapes chosen by :func:`scan`."""
+    """Score the windows [e - w, e) with the baseline shapes chosen by :func:`scan` (for the
+    rule's window of ``w_full`` hours)."""
     n = e.size
     observed = np.zeros(n, dtype=np.int64)
     inside = e >= w
@@ -440,12 +473,13 @@ def _scan_window(
     share_observed = np.full(n, np.nan)
     share_expected = np.full(n, np.nan)
     share_p = np.full(n, np.nan)
+    effect = np.zeros(n)
     for p_len, k in sorted({(int(a), int(b)) for a, b in zip(period, periods, strict=True) if a > 0}):
         rows = np.flatnonzero((period == p_len) & (periods == k))
         for chunk in np.array_split(rows, max(1, rows.size // 512)):
             _score(
-                chunk, e[chunk], p_len, k, w, wfull, neg_cum, tot_cum, observed,
-                expected, p_value, dispersion, share_observed, share_expected, share_p,
+                chunk, e[chunk], p_len, k, w, w_full, neg_cum, tot_cum, observed,
+                expected, p_value, dispersion, share_observed, share_expected, share_p, effect,
             )  # fmt: skip
     return Scan(
         ends=e,
@@ -459,6 +493,7 @@ def _scan_window(
         share_observed=share_observed,
         share_expected=share_expected,
         share_p_value=share_p,
+        effect=effect,
     )
 
 
@@ -468,7 +503,7 @@ def _score(
     period: int,
     k: int,
     w: int,
-    wfull: int,
+    w_full: int,
     neg_cum: IntArray,
     tot_cum: IntArray | None,
     observed: IntArray,
@@ -478,6 +513,7 @@ def _score(
     share_observed: FloatArray,
     share_expected: FloatArray,
     share_p: FloatArray,
+    effect: FloatArray,
 ) -> None:
     """Score windows that share a baseline shape (period and number of periods), in place."""
     lags = period * np.arange(1, k + 1, dtype=np.int64)
@@ -506,22 +542,18 @@ def _score(
     x = observed[rows]
     expected[rows] = level
     dispersion[rows] = alpha
-    p_value[rows] = negative_binomial_sf(x, level, alpha_pred)
+    p_value[rows] = poisson_lognormal_sf(x, level, alpha_pred)
+    effect[rows] = x / level
 
     if tot_cum is None:
         return
     t = _windows(tot_cum, ends, w)
-    mode = _X["share_p0"]
-    if mode == "same":
-        sb_ends, sw = base_ends, w
-    elif mode == "window":
-        sb_ends, sw = base_ends, wfull
-    else:
-        B = int(_X["band"])
-        sb_ends, sw = base_ends + B, w + 2 * B
-    base_tot = _windows(tot_cum, sb_ends, sw).astype(np.float64)
-    base_negs = _windows(neg_cum, sb_ends, sw).astype(np.float64)
-    p0 = (base_negs.sum(axis=1) + 0.5) / (base_tot.sum(axis=1) + 1.0)
+    # The usual share: the same hours of the baseline periods, widened on both sides (never
+    # into the window under test).
+    band = max(0, min(SHARE_BAND_HOURS, period - w_full))
+    base_tot = _windows(tot_cum, base_ends + band, w + 2 * band).astype(np.float64)
+    base_neg = _windows(neg_cum, base_ends + band, w + 2 * band).astype(np.float64)
+    p0 = (base_neg.sum(axis=1) + 0.5) / (base_tot.sum(axis=1) + 1.0)
     grid_tot = _windows(tot_cum, grid, w).astype(np.float64)
     rho = _share_dispersion(grid_neg, grid_tot)
     # p0 is itself estimated: from k periods whose shares wander (rho / k) and from a finite
@@ -531,23 +563,37 @@ def _score(
     share_observed[rows[some]] = x[some] / t[some]
     share_expected[rows[some]] = p0[some]
     share_p[rows[some]] = betabinomial_sf(x[some], t[some], p0[some], rho[some])
+    # With all mentions known, the size is negatives per other mention against the usual
+    # (an odds ratio): a busy hour that raises everything is not an incident.
+    effect[rows[some]] = ((x[some] + 0.5) / (t[some] - x[some] + 0.5)) / (p0[some] / (1 - p0[some]))
 
 
 def _share_dispersion(neg: FloatArray, tot: FloatArray) -> FloatArray:
-    """Intra-class correlation of the negative share across periods, per row (method of
-    moments from Pearson's chi-square; 0 when the share varies no more than sampling says)."""
-    p = (neg.sum(axis=1) + 0.5) / (tot.sum(axis=1) + 1.0)  # rows x slots
-    var = tot * p[:, None, :] * (1 - p[:, None, :])
+    """Intra-class correlation ``rho`` of the negative share, per row, from the baseline
+    periods' windows (rows x periods x slots): a method of moments on Pearson's chi-square.
+
+    Each slot's share is estimated from its own periods, so a slot seen in ``k`` periods
+    has ``k - 1`` degrees of freedom, and a window of ``n`` mentions has chi-square
+    ``1 + (n - 1) rho`` on average. A past incident is one cell among hundreds and must not
+    make every later share look ordinary, so cells beyond 25 times their expected value are
+    clipped (twice, the second time with the first estimate). 0 when the share varies no
+    more than sampling says.
+    """
     used = tot > 1
+    p = (np.where(used, neg, 0).sum(axis=1) + 0.5) / (np.where(used, tot, 0).sum(axis=1) + 1.0)
+    var = tot * p[:, None, :] * (1 - p[:, None, :])
     with np.errstate(divide="ignore", invalid="ignore"):
         chi = np.where(used, (neg - tot * p[:, None, :]) ** 2 / np.where(var > 0, var, 1.0), 0.0)
-    # A past incident is one cell among hundreds: it must not make every later share look
-    # ordinary (the count dispersion is clipped the same way).
-    chi = np.minimum(chi, 25.0)
-    cells = used.sum(axis=(1, 2))
-    phi = np.where(cells > 0, chi.sum(axis=(1, 2)) / np.maximum(cells, 1), 1.0)
-    mean_t = np.where(cells > 0, np.where(used, tot, 0).sum(axis=(1, 2)) / np.maximum(cells, 1), 2.0)
-    return np.asarray(np.clip((phi - 1) / np.maximum(mean_t - 1, 1.0), 0.0, 0.5), dtype=np.float64)
+    cells = used.sum(axis=(1, 2)).astype(np.float64)
+    df = cells - (used.any(axis=1)).sum(axis=1)
+    excess = np.where(used, tot - 1, 0.0).sum(axis=(1, 2)) * df / np.maximum(cells, 1.0)
+    rho = np.full(cells.shape, 0.05)
+    for _ in range(2):
+        limit = 25.0 * (1 + (tot - 1) * rho[:, None, None])
+        total = np.minimum(chi, limit).sum(axis=(1, 2))
+        rho = np.where((df > 0) & (excess > 0), (total - df) / np.maximum(excess, 1e-9), 0.0)
+        rho = np.clip(rho, 0.0, 0.5)
+    return np.asarray(rho, dtype=np.float64)
 
 
 def _cumsum(counts: IntArray | None, size: int) -> IntArray:
@@ -560,12 +606,13 @@ def _cumsum(counts: IntArray | None, size: int) -> IntArray:
 
 
 def _windows(cum: IntArray, ends: npt.NDArray[np.int64], w: int) -> IntArray:
-    """Counts in the windows [end - w, end) for an array of window ends."""
-    return np.asarray(cum[ends] - cum[ends - w], dtype=np.int64)
+    """Counts in the windows [end - w, end) for an array of window ends (a window reaching
+    before the first hour counts from there)."""
+    return np.asarray(cum[ends] - cum[np.maximum(ends - w, 0)], dtype=np.int64)
 
 
 def _combine(p: float, share_p: float | None) -> float:
-    return p if share_p is None else min(1.0, 2 * min(p, share_p))
+    return p if share_p is None else min(1.0, p / COUNT_WEIGHT, share_p / (1 - COUNT_WEIGHT))
 
 
 def _reason(period: int, periods: int, rule: Rule, e: int) -> str:

@@ -40,6 +40,7 @@ __all__ = [
     "overdispersion",
     "overdispersion_batch",
     "poisson_interval",
+    "poisson_lognormal_sf",
     "poisson_ratio_interval",
     "poisson_sf",
     "wilson_interval",
@@ -248,6 +249,36 @@ def negative_binomial_sf(
     size = 1.0 / alpha[nb]
     out[nb] = sps.nbinom.sf(x_[nb] - 1, size, size / (size + mu[nb]))
     return out
+
+
+#: Gauss–Hermite nodes for the log-normal mixtures; 32 keep tail probabilities down to 1e-6
+#: within a few per cent of the exact value.
+_HERMITE_NODES, _HERMITE_WEIGHTS = np.polynomial.hermite_e.hermegauss(32)
+_HERMITE_WEIGHTS = _HERMITE_WEIGHTS / _HERMITE_WEIGHTS.sum()
+
+
+def poisson_lognormal_sf(
+    x: int | npt.ArrayLike, mean: float | npt.ArrayLike, dispersion: float | npt.ArrayLike
+) -> npt.NDArray[np.float64]:
+    """P(X >= x) for a Poisson whose rate is ``mean`` times a log-normal factor (mean 1) with
+    ``Var X = mean + dispersion * mean**2``, like :func:`negative_binomial_sf`.
+
+    Real counts swing by multiplicative factors (a busy day, a busy hour, a share that
+    wanders) whose product is closer to log-normal than to the negative binomial's gamma, and
+    the log-normal's right tail is much heavier: for a count of 100 that wanders by +-35%,
+    the negative binomial puts a one-in-ten-thousand hour at about one in a hundred thousand.
+    Small counts, where the Poisson part dominates, get nearly the same answer from both.
+    ``dispersion == 0`` is the Poisson limit. Integrated by Gauss–Hermite quadrature.
+    """
+    x_, mu, alpha = np.broadcast_arrays(
+        np.asarray(x, dtype=np.float64),
+        np.asarray(mean, dtype=np.float64),
+        np.asarray(dispersion, dtype=np.float64),
+    )
+    sigma2 = np.log1p(np.maximum(alpha, 0.0))
+    factor = np.exp(np.sqrt(sigma2)[..., None] * _HERMITE_NODES - sigma2[..., None] / 2)
+    tail = sps.poisson.sf(x_[..., None] - 1, mu[..., None] * factor)
+    return np.asarray(np.minimum(1.0, (tail * _HERMITE_WEIGHTS).sum(axis=-1)), dtype=np.float64)
 
 
 def binomial_sf(

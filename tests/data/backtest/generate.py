@@ -2,7 +2,11 @@
 
 Four weeks of two brands (one with two topics) from the synthetic generator, starting on a
 Wednesday at 09:37 UTC (mid-hour, mid-week, as an export does), one CSV row per series and
-hour stamped at a random minute of the hour. Run from the repository root::
+hour stamped at a random minute of the hour. The committed files were written by the
+generator as it was before the spike backtest was reworked (negatives and other mentions with
+independent negative-binomial noise, 3 to 30 negatives an hour) and are kept as they were, a
+fixed example nothing was tuned to; run now, this script writes a different history from the
+current generator. Run from the repository root::
 
     .venv/bin/python tests/data/backtest/generate.py
 """
