@@ -56,6 +56,8 @@ bench: install
 	$(BIN)/python bench/store.py
 	$(BIN)/python bench/crawl.py
 	$(BIN)/python bench/classify.py
+	$(BIN)/python bench/insight.py
+	$(BIN)/python bench/backtest.py
 
 # Retrain the shipped sentiment model from ../shared/data and rewrite models/sentiment-model/
 # (weights, config, model card); about 30 minutes on 2 cores, plus 7 for the evaluation.

@@ -62,17 +62,20 @@ from sqlalchemy import (
     false,
     func,
     literal,
+    literal_column,
     or_,
     select,
+    text,
+    union_all,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.pool import SingletonThreadPool
 from sqlalchemy.sql.elements import ColumnElement
 
 from earful.pipeline.classify import latest_version, text_for
 from earful.pipeline.config import Config
 from earful.pipeline.db import Database
 from earful.pipeline.detect import (
-    DAY_HOURS,
     WEEK_HOURS,
     Cooldown,
     Rule,
@@ -291,12 +294,14 @@ def _judged(version: str) -> ColumnElement[bool]:
     return and_(c.c.mention_id == _MENTION.c.id, c.c.model_version == version, c.c.status == "ok")
 
 
-def _hour_bucket(dialect: str) -> ColumnElement[Any]:
-    """The UTC hour of a mention's time, as the database can group by it cheaply: the text
-    ``YYYY-MM-DD HH`` on SQLite (which stores times as text), a timestamp on PostgreSQL."""
+def _hour_bucket(dialect: str, at: ColumnElement[Any] | None = None) -> ColumnElement[Any]:
+    """The UTC hour of a mention's time (``at``, by default published, else collected), as the
+    database can group by it cheaply: the text ``YYYY-MM-DD HH`` on SQLite (which stores times
+    as text), a timestamp on PostgreSQL."""
+    when = _event_time() if at is None else at
     if dialect == "sqlite":
-        return func.substr(_event_time(), 1, 13)
-    return func.date_trunc("hour", func.timezone("UTC", _event_time()))
+        return func.substr(when, 1, 13)
+    return func.date_trunc("hour", func.timezone("UTC", when))
 
 
 class _Hours:
@@ -331,52 +336,100 @@ def _topics_table() -> Any:
     return func.json_each(c.c.topics).table_valued(column("key", String), column("value", JSON))
 
 
+def _counted_branches(start: datetime, end: datetime) -> list[tuple[ColumnElement[Any], ColumnElement[bool]]]:
+    """The counted mentions whose time is in [start, end), as two (time, condition) pairs:
+    dated ones by publication, undated ones by collection. Each is read from its covering
+    index alone (``ix_mention_published_counted``, ``ix_mention_undated_counted``), which one
+    condition with an OR between them would not be."""
+    m = _MENTION
+    counted = and_(m.c.brand_id.is_not(None), m.c.kind.in_(COUNTED_KINDS), m.c.is_brand_response == false())
+    dated = and_(m.c.published_at >= start, m.c.published_at < end, counted)
+    undated = and_(m.c.published_at.is_(None), m.c.collected_at >= start, m.c.collected_at < end, counted)
+    return [(m.c.published_at, dated), (m.c.collected_at, undated)]
+
+
+def _negative_classification() -> ColumnElement[bool]:
+    """:data:`~earful.pipeline.schema.NEGATIVE_CLASSIFICATION` as SQLAlchemy writes it, with its
+    constants inline: the databases use the partial index ``ix_classification_negative`` only
+    for a query whose conditions repeat the index's."""
+    c = _CLASSIFICATION
+    return or_(
+        c.c.sentiment == literal_column("'negative'"),
+        cast(c.c.topics, Text).like(literal_column("""'%"negative"%'""")),
+    )
+
+
 def count_hours(
     db: Database, version: str, start: datetime, end: datetime
 ) -> tuple[dict[int, _Counts], dict[tuple[int, str], _Counts]]:
     """Per hour in [start, end): negative and all judged mentions per brand id, and negative
     mentions per brand id and topic. Two ``GROUP BY`` queries; the database does the counting.
 
-    The topic query reads only classifications with a negative in them (a text match on the
-    JSON before it is parsed): parsing every mention's topics to count all of them took three
-    times as long, so topics get the count test and brands the count and the share test.
+    Both read the mentions from their covering indexes (migration 0005) and look each one up
+    in an index of the classifications: the brand query in a covering one, so it reads no
+    table row at all; the topic query in the partial index of the classifications with a
+    negative in them, so only those are read and only their topics parsed (counting every
+    mention's topics took three times as long, so topics get the count test and brands the
+    count and the share test). Grouping by the hour first keeps SQLite from walking a whole
+    brand index in brand order to save a sort. ``tests/test_query_plans.py`` holds SQLite to
+    these plans.
     """
     m, c = _MENTION, _CLASSIFICATION
-    hour = _hour_bucket(db.dialect).label("hour")
     negative = func.sum(case((c.c.sentiment == "negative", 1), else_=0))
-    joined = m.join(c, _judged(version))
-    brands_q = (
-        select(m.c.brand_id, hour, negative, func.count())
-        .select_from(joined)
-        .where(_in_range(start, end), _counted())
-        .group_by(m.c.brand_id, hour)
+    # status = 'ok' inline too: with it SQLite picks the covering index over the unique one.
+    judged = and_(
+        c.c.mention_id == m.c.id, c.c.model_version == version, c.c.status == literal_column("'ok'")
     )
+    with_negative = and_(judged, _negative_classification())
     topics = _topics_table()
-    any_negative = or_(c.c.sentiment == "negative", cast(c.c.topics, Text).like('%"negative"%'))
-    topics_q = (
-        select(m.c.brand_id, topics.c.key, hour, func.count())
-        .select_from(joined.join(topics, literal(True)))
-        .where(_in_range(start, end), _counted(), any_negative, _negative_topic(topics.c.value))
-        .group_by(m.c.brand_id, topics.c.key, hour)
-    )
+    brand_parts, topic_parts = [], []
+    # One query per branch, joined by UNION ALL at the top: SQLite would otherwise copy the
+    # union of the two branches' rows into a temporary table before joining.
+    for at, where in _counted_branches(start, end):
+        hour = _hour_bucket(db.dialect, at)
+        brand_parts.append(
+            select(hour, m.c.brand_id, negative, func.count())
+            .select_from(m.join(c, judged))
+            .where(where)
+            .group_by(hour, m.c.brand_id)
+        )
+        topic_parts.append(
+            select(hour, m.c.brand_id, topics.c.key, func.count())
+            .select_from(m.join(c, with_negative).join(topics, literal(True)))
+            .where(where, _negative_topic(topics.c.value))
+            .group_by(hour, m.c.brand_id, topics.c.key)
+        )
+    brands_q, topics_q = union_all(*brand_parts), union_all(*topic_parts)
 
     def fetch(query: Any) -> list[Any]:
         with db.translate_errors(), db.engine.connect() as conn:
+            if db.dialect == "postgresql":
+                # For this transaction only: JIT-compiling a one-off query costs more than it
+                # saves; the hash tables of the join and the groups fit in 64 MB where the
+                # default 4 MB spills to disk; and the indexes these queries read are in
+                # memory, so a look-up is not 4 times dearer than a sequential read.
+                conn.execute(text("SET LOCAL jit = off"))
+                conn.execute(text("SET LOCAL work_mem = '64MB'"))
+                conn.execute(text("SET LOCAL random_page_cost = 1.1"))
             return list(conn.execute(query).all())
 
     # The two queries run side by side on two connections: both databases (SQLite releases
-    # the GIL while it steps) then use two cores.
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        brand_rows, topic_rows = pool.map(fetch, (brands_q, topics_q))
+    # the GIL while it steps) then use two cores. An in-memory SQLite database exists on one
+    # connection only (SQLAlchemy keeps one per thread), so it is asked in this thread.
+    if isinstance(db.engine.pool, SingletonThreadPool):
+        brand_rows, topic_rows = fetch(brands_q), fetch(topics_q)
+    else:
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            brand_rows, topic_rows = pool.map(fetch, (brands_q, topics_q))
     index = _Hours(start)
     by_brand: dict[int, _Counts] = defaultdict(_Counts)
     by_topic: dict[tuple[int, str], _Counts] = defaultdict(_Counts)
-    for brand_id, bucket, neg, total in brand_rows:
+    for bucket, brand_id, neg, total in brand_rows:
         counts = by_brand[brand_id]
         h = index(bucket)
         counts.negative[h] += int(neg or 0)
         counts.total[h] += int(total)
-    for brand_id, topic, bucket, neg in topic_rows:
+    for bucket, brand_id, topic, neg in topic_rows:
         by_topic[(brand_id, str(topic))].negative[index(bucket)] += int(neg)
     return by_brand, by_topic
 
@@ -530,9 +583,7 @@ def _spike_alert(
     """One alert for a brand: headed by its most significant fresh topic (or the brand-wide
     test when no topic is flagged), explained by every test of the brand."""
     topical = [(t, s) for t, s in fresh if t.topic is not None]
-    head, head_series = min(
-        topical or fresh, key=lambda ts: (ts[0].verdict.combined_p_value, ts[0].topic or "")
-    )
+    head, _ = min(topical or fresh, key=lambda ts: (ts[0].verdict.combined_p_value, ts[0].topic or ""))
     v = head.verdict
     brand_test = next((t for t, _ in items if t.topic is None), None)
     tz = config.tz
@@ -559,10 +610,8 @@ def _spike_alert(
             }
         )
     topics.sort(key=lambda d: (-(d["observed"] - d["expected"]), d["topic"]))
-    # The baseline detect used: weekly with two weeks of history, else the past days.
-    history = head_series.index(v.window_end) - rule.window_hours
-    period = WEEK_HOURS if history >= 2 * WEEK_HOURS else DAY_HOURS
-    sources = _source_drivers(db, version, brand_id, head.topic, v, period, v.baseline_periods)
+    # The baseline detect used: the same hours one, two, ... weeks (or days) back.
+    sources = _source_drivers(db, version, brand_id, head.topic, v, v.baseline_period, v.baseline_periods)
     examples = _examples(db, config, version, brand_id, head.topic, v)
     explanation: dict[str, Any] = {
         "summary": summary,
@@ -630,33 +679,31 @@ def _source_drivers(
     periods: int,
 ) -> list[dict[str, Any]]:
     """Negative mentions per source in the window against the mean of the same hours in the
-    baseline periods."""
-    m, c, s = _MENTION, _CLASSIFICATION, _SOURCE
-    span = period * periods
-    start = v.window_start - span * HOUR
-    hour = _hour_bucket(db.dialect).label("hour")
-    query = (
-        select(s.c.name, hour, func.count())
-        .select_from(m.join(c, _judged(version)).join(s, s.c.id == m.c.source_id))
-        .where(
-            m.c.brand_id == brand_id,
-            _in_range(start, v.window_end),
-            _counted(),
-            _topic_negative_filter(topic),
-        )
-        .group_by(s.c.name, hour)
-    )
-    index = _Hours(start)
-    w = int((v.window_end - v.window_start) // HOUR)
+    baseline periods (only those hours are read: one range per period back)."""
+    m, c = _MENTION, _CLASSIFICATION
+    parts = []
+    for back in range(periods + 1):
+        shift = back * period * HOUR
+        for _, where in _counted_branches(v.window_start - shift, v.window_end - shift):
+            conditions = [m.c.brand_id == brand_id, where, _topic_negative_filter(topic)]
+            if topic is not None:  # a negative topic implies this: read through its partial index
+                conditions.append(_negative_classification())
+            parts.append(
+                select(literal(back).label("back"), m.c.source_id, func.count())
+                .select_from(m.join(c, _judged(version)))
+                .where(*conditions)
+                .group_by(m.c.source_id)
+            )
     in_window: dict[str, int] = defaultdict(int)
     before: dict[str, int] = defaultdict(int)
     with db.translate_errors(), db.engine.connect() as conn:
-        rows = conn.execute(query).all()
-    for name, bucket, n in rows:
-        h = index(bucket)
-        if h >= span:
+        names = dict(conn.execute(select(_SOURCE.c.id, _SOURCE.c.name)).tuples().all())
+        rows = conn.execute(union_all(*parts)).all()
+    for back, source_id, n in rows:
+        name = names.get(source_id, f"source {source_id}")
+        if back == 0:
             in_window[name] += int(n)
-        elif h % period < w:  # the window's hours one, two, ... periods back
+        else:
             before[name] += int(n)
     drivers: list[dict[str, Any]] = []
     for name in set(in_window) | set(before):
@@ -696,11 +743,11 @@ def _examples(
     seen: set[str] = set()
     with db.translate_errors(), db.engine.connect() as conn:
         rows = conn.execute(query).all()
-    for title, text, url, content_hash, at, source, p in rows:
+    for title, body_text, url, content_hash, at, source, p in rows:
         if content_hash in seen:
             continue
         seen.add(content_hash)
-        body = text_for(title, text)
+        body = text_for(title, body_text)
         if len(body) > EXAMPLE_CHARS:
             body = body[: EXAMPLE_CHARS - 1].rstrip() + "…"
         when = at if isinstance(at, datetime) else datetime.fromisoformat(str(at))

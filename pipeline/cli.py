@@ -836,43 +836,16 @@ def _print_topic_report(report: dict[str, Any]) -> None:
 )
 @click.pass_context
 def demo(ctx: click.Context, folder: Path) -> None:
-    """Run the main job on the embedded defaults: init, import a bundled sample, crawl a small
-    bundled site served on 127.0.0.1, classify the mentions, and show the status.
+    """Run the main job end to end on the embedded defaults: generate a sample site (a made-up
+    brand's reviews, blog comments and a comment feed, eight weeks with a recent negative
+    spike), serve it on 127.0.0.1, crawl it, classify the mentions, check for alerts, write
+    the weekly report, and print a summary with each stage's time.
 
-    Safe to run again: every mention is stored once.
+    Safe to run again: the site is generated once per folder, so a re-run stores nothing new.
     """
-    from importlib.resources import as_file, files
+    from earful.pipeline.demo import run_demo
 
-    from earful.pipeline.importer import import_file
-
-    folder.mkdir(parents=True, exist_ok=True)
-    config_path = folder / "earful.yaml"
-    data = files("earful.pipeline").joinpath("data")
-    if not config_path.exists():
-        config_path.write_text(data.joinpath("demo.yaml").read_text(encoding="utf-8"), encoding="utf-8")
-        click.echo(f"Wrote demo config {config_path}.")
-    # The demo keeps to its own folder even where EARFUL_DATABASE_URL names a real database.
-    state = State(config_path=config_path, debug=_state(ctx).debug, database_env=False)
-    ctx.obj = state
-    database = _init_database(state)
-    with as_file(data.joinpath("sample_mentions.jsonl")) as sample:
-        result = import_file(database, state.config, sample)
-    stored = result.stored
-    click.echo(
-        f"Imported the bundled sample: {result.rows} rows, {stored.new} new, {stored.updated} updated, "
-        f"{stored.unchanged} unchanged, {len(result.bad)} bad."
-    )
-    with as_file(data.joinpath("demo_site")) as site, _serve_folder(site) as url:
-        os.environ["EARFUL_DEMO_SITE"] = url
-        state._config = None  # re-read with the demo site's address
-        demo_sources = [s.name for s in state.config.sources if s.name.startswith("demo-")]
-        click.echo(f"Crawling the demo site at {url} (robots.txt obeyed, AutoThrottle on) ...")
-        ctx.invoke(
-            crawl, sources=tuple(demo_sources), cache=False, timeout=300.0, log_file=None, as_json=False
-        )
-    ctx.invoke(classify, rescore=False, limit=None, batch_size=None, threads=None, as_json=False)
-    ctx.invoke(status)
-    click.echo(f"Next: `earful --config {config_path} sources list`, or edit {config_path}.")
+    run_demo(folder, serve=_serve_folder, console=console)
 
 
 @contextmanager

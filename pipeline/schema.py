@@ -45,6 +45,14 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
+# Columns that decide whether and where a mention counts in a report or an alert, carried by
+# the covering indexes of migration 0005.
+COUNTED_COLUMNS = ("kind", "is_brand_response")
+REPORTED_COLUMNS = (*COUNTED_COLUMNS, "source_id", "rating", "content_hash")
+#: The condition of the partial index ``ix_classification_negative``: negative as a whole or
+#: about a topic (a text match on the JSON, so no row is parsed to decide).
+NEGATIVE_CLASSIFICATION = "sentiment = 'negative' OR CAST(topics AS TEXT) LIKE '%\"negative\"%'"
+
 # BIGINT keys on PostgreSQL; SQLite only auto-increments an INTEGER PRIMARY KEY.
 Id = BigInteger().with_variant(Integer, "sqlite")
 
@@ -148,13 +156,38 @@ class Mention(Base):
     __tablename__ = "mention"
     __table_args__ = (
         UniqueConstraint("source_id", "external_key"),
-        Index("ix_mention_brand_published", "brand_id", "published_at"),
-        # `earful alerts` counts a mention in the hour it was published, else collected: it
-        # reads the last weeks through these two (an expression index cannot be reflected).
-        Index("ix_mention_published_at", "published_at"),
+        # A mention counts when it was published, else collected (an expression index cannot
+        # be reflected, so dated and undated mentions have indexes of their own). The report
+        # reads a brand's weeks, `earful alerts` every brand's last weeks; both only these
+        # columns, so the databases answer from the indexes without reading the texts
+        # (migration 0005). The dated ones leave the undated mentions out, so that no planner
+        # takes them for "published_at IS NULL" (the undated one ends with published_at, always
+        # null, so that SQLite can check that from the index too).
         Index(
-            "ix_mention_undated",
+            "ix_mention_brand_counted",
+            "brand_id",
+            "published_at",
+            *REPORTED_COLUMNS,
+            postgresql_include=["id"],
+            sqlite_where=text("published_at IS NOT NULL"),
+            postgresql_where=text("published_at IS NOT NULL"),
+        ),
+        Index(
+            "ix_mention_published_counted",
+            "published_at",
+            "brand_id",
+            *COUNTED_COLUMNS,
+            postgresql_include=["id"],
+            sqlite_where=text("published_at IS NOT NULL"),
+            postgresql_where=text("published_at IS NOT NULL"),
+        ),
+        Index(
+            "ix_mention_undated_counted",
             "collected_at",
+            "brand_id",
+            *REPORTED_COLUMNS,
+            "published_at",
+            postgresql_include=["id"],
             sqlite_where=text("published_at IS NULL"),
             postgresql_where=text("published_at IS NULL"),
         ),
@@ -207,7 +240,21 @@ class Classification(Base):
     """A model's verdict on one mention; one row per (mention, model version)."""
 
     __tablename__ = "classification"
-    __table_args__ = (UniqueConstraint("mention_id", "model_version"),)
+    __table_args__ = (
+        UniqueConstraint("mention_id", "model_version"),
+        # What the report and the alert check read of each classification (migration 0005).
+        Index("ix_classification_counted", "mention_id", "model_version", "status", "sentiment", "score"),
+        # The classifications with a negative in them, the only ones whose topics the alert
+        # check counts. A query reaches it by repeating the condition word for word.
+        Index(
+            "ix_classification_negative",
+            "mention_id",
+            "model_version",
+            "status",
+            sqlite_where=text(NEGATIVE_CLASSIFICATION),
+            postgresql_where=text(NEGATIVE_CLASSIFICATION),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     mention_id: Mapped[int] = mapped_column(ForeignKey("mention.id", ondelete="CASCADE"))

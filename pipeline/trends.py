@@ -38,17 +38,15 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
     ColumnElement,
-    CompoundSelect,
     Connection,
     Select,
     Table,
     and_,
     case,
-    distinct,
     false,
     func,
     literal,
-    or_,
+    literal_column,
     select,
     true,
     union_all,
@@ -247,7 +245,8 @@ class Syndicated:
 # ------------------------------------------------------------------------------ queries
 
 
-# Syndicated texts are excluded by a list of hashes up to this many; beyond, by a subquery.
+# Syndicated texts (and their other copies) are excluded by a list up to this many; beyond,
+# by a subquery.
 MAX_LISTED_SYNDICATED = 5000
 
 
@@ -257,9 +256,9 @@ class Scope:
     weeks whose syndicated copies are looked for (``window``: first start, last end).
 
     ``syndicated`` holds the (content_hash, kept id) of every syndicated text in the window
-    once :meth:`with_syndicated` has looked them up, so that each query excludes the other
-    copies with two short lists instead of grouping the window again; ``None`` (too many to
-    list) falls back to the grouping subquery.
+    once :meth:`with_syndicated` has looked them up, and ``dropped`` the ids of their other
+    copies, so that each query excludes those with one short list instead of grouping the
+    window again; ``None`` (too many to list) falls back to the grouping subquery.
     """
 
     brand_id: int | None
@@ -268,54 +267,42 @@ class Scope:
     window_end: datetime
     dialect: str = "sqlite"
     syndicated: tuple[tuple[str, int], ...] | None = None
+    dropped: tuple[int, ...] = ()
 
-    def word_of_mouth(self, m: Any, start: datetime, end: datetime) -> list[ColumnElement[bool]]:
-        """Conditions on a mention table (or alias) ``m``: the brand's word of mouth that
-        counts in ``[start, end)`` (see :func:`when`).
+    def branches(self, m: Any, start: datetime, end: datetime) -> list[Branch]:
+        """The brand's word of mouth that counts in ``[start, end)`` (see :func:`when`), as
+        two branches, each a time column and its conditions on a mention table (or alias)
+        ``m``: the dated mentions by publication, the undated ones by collection.
 
-        The same rows on both databases, asked for in the form each plans best: PostgreSQL
-        combines two index scans (dated, undated) in a bitmap and reads the heap in order;
-        SQLite does best with :meth:`ids`.
+        Every query runs once per branch (their rows are added up), because each branch is
+        then read from one covering index alone (``ix_mention_brand_counted`` and
+        ``ix_mention_undated_counted``, migration 0005): a single condition with an OR between
+        the two makes both databases fetch every row from the table, texts and all.
         """
         kinds = [m.c.kind.in_(WORD_OF_MOUTH), m.c.is_brand_response.is_(False)]
-        if self.dialect == "sqlite":
-            return [m.c.id.in_(self.ids(start, end)), *kinds]
-        dated = [m.c.published_at >= start, m.c.published_at < end]
-        undated = [m.c.published_at.is_(None), m.c.collected_at >= start, m.c.collected_at < end]
-        if self.brand_id is not None:
-            dated.insert(0, m.c.brand_id == self.brand_id)
-            undated.insert(0, m.c.brand_id == self.brand_id)
-        return [or_(and_(*dated), and_(*undated)), *kinds]
+        brand = [] if self.brand_id is None else [m.c.brand_id == self.brand_id]
+        dated = [*brand, m.c.published_at >= start, m.c.published_at < end, *kinds]
+        undated = [
+            *brand,
+            m.c.published_at.is_(None),
+            m.c.collected_at >= start,
+            m.c.collected_at < end,
+            *kinds,
+        ]
+        return [Branch(m.c.published_at, dated), Branch(m.c.collected_at, undated)]
 
-    def ids(self, start: datetime, end: datetime) -> CompoundSelect[Any]:
-        """The ids of the brand's mentions that count in ``[start, end)``, from the indexes
-        alone: dated ones from ``(brand_id, published_at)``, undated ones by collection time.
-
-        Filtering by ``id IN (...)`` rather than by the same conditions directly makes SQLite
-        read the mentions (and their classifications) in id order, which is the order they
-        lie on disk: 2-3 times faster than in index order over a quarter of a million rows
-        (on PostgreSQL the same form costs a look-up by primary key per row instead).
-        """
-        dated, undated = _MENTION.alias(), _MENTION.alias()
-        with_date = select(dated.c.id).where(dated.c.published_at >= start, dated.c.published_at < end)
-        without = select(undated.c.id).where(
-            undated.c.published_at.is_(None), undated.c.collected_at >= start, undated.c.collected_at < end
-        )
-        if self.brand_id is not None:
-            with_date = with_date.where(dated.c.brand_id == self.brand_id)
-            without = without.where(undated.c.brand_id == self.brand_id)
-        return union_all(with_date, without)
-
-    def counted(self, m: Any, start: datetime, end: datetime) -> list[ColumnElement[bool]]:
-        """:meth:`word_of_mouth`, less the second and later copies of syndicated texts."""
-        conditions = self.word_of_mouth(m, start, end)
-        if self.syndicated is None:
-            return [*conditions, m.c.id.not_in(self._duplicate_ids())]
-        if not self.syndicated:
-            return conditions
-        hashes = [h for h, _ in self.syndicated]
-        kept = [k for _, k in self.syndicated]
-        return [*conditions, or_(m.c.content_hash.not_in(hashes), m.c.id.in_(kept))]
+    def counted(self, m: Any, start: datetime, end: datetime) -> list[Branch]:
+        """:meth:`branches`, less the second and later copies of syndicated texts."""
+        out = []
+        for branch in self.branches(m, start, end):
+            if self.syndicated is None:
+                extra = [m.c.id.not_in(self._duplicate_ids())]
+            elif self.dropped:
+                extra = [m.c.id.not_in(self.dropped)]
+            else:
+                extra = []
+            out.append(Branch(branch.at, [*branch.conditions, *extra]))
+        return out
 
     def with_syndicated(self, conn: Connection) -> Scope:
         """This scope with its syndicated texts looked up (one grouping of the window)."""
@@ -325,11 +312,23 @@ class Scope:
         ).all()
         if len(rows) > MAX_LISTED_SYNDICATED:
             return replace(self, syndicated=None)
-        return replace(self, syndicated=tuple((row.content_hash, row.kept) for row in rows))
+        if not rows:
+            return replace(self, syndicated=())
+        # The other copies, looked up by their hashes (an index seek per text).
+        m = _MENTION
+        copies = select(m.c.id).where(
+            m.c.content_hash.in_([row.content_hash for row in rows]),
+            *self.row_conditions(m, self.window_start, self.window_end),
+            m.c.id.not_in([row.kept for row in rows]),
+        )
+        dropped = tuple(conn.execute(copies.order_by(m.c.id).limit(MAX_LISTED_SYNDICATED + 1)).scalars())
+        if len(dropped) > MAX_LISTED_SYNDICATED:
+            return replace(self, syndicated=None)
+        return replace(self, syndicated=tuple((row.content_hash, row.kept) for row in rows), dropped=dropped)
 
     def row_conditions(self, m: Any, start: datetime, end: datetime) -> list[ColumnElement[bool]]:
-        """:meth:`word_of_mouth` as plain conditions on each row, for queries that reach their
-        few rows through the content-hash index.
+        """The word of mouth of :meth:`branches` as plain conditions on each row, for queries
+        that reach their few rows through the content-hash index.
 
         They are spelt so that no other index can serve them (``coalesce(...)``, ``brand_id
         + 0``): without table statistics, SQLite would otherwise walk all of the brand's rows
@@ -348,26 +347,22 @@ class Scope:
     def syndicated_groups(self) -> Select[Any]:
         """(content_hash, kept id) of each text that several sources carry in the window.
 
-        On SQLite, texts stored more than once anywhere are found from the content-hash index
-        alone (no row is read), and only their copies are then checked against brand, weeks
-        and kind; PostgreSQL hashes the window's rows instead. The length check reads one text
-        per group.
+        The window's mentions are grouped by text hash, reading the hash and the source from
+        the covering indexes (no text is read); the length check then reads one text per
+        group. "Several sources" is spelt ``min(source) < max(source)``: the same as counting
+        distinct sources, without a sort per group.
         """
         d = _MENTION.alias("d")
-        if self.dialect == "sqlite":
-            anywhere = _MENTION.alias("a")
-            repeated = select(anywhere.c.content_hash).group_by(anywhere.c.content_hash)
-            conditions = [
-                d.c.content_hash.in_(repeated.having(func.count() > 1)),
-                *self.row_conditions(d, self.window_start, self.window_end),
-            ]
-        else:  # hashing the window's rows beats hashing every hash of the table
-            conditions = self.word_of_mouth(d, self.window_start, self.window_end)
+        rows = union_all(
+            *(
+                select(d.c.id, d.c.content_hash, d.c.source_id).where(*branch.conditions)
+                for branch in self.branches(d, self.window_start, self.window_end)
+            )
+        ).subquery("w")
         groups = (
-            select(d.c.content_hash, func.min(d.c.id).label("kept"))
-            .where(*conditions)
-            .group_by(d.c.content_hash)
-            .having(func.count(distinct(d.c.source_id)) > 1)
+            select(rows.c.content_hash, func.min(rows.c.id).label("kept"))
+            .group_by(rows.c.content_hash)
+            .having(func.min(rows.c.source_id) < func.max(rows.c.source_id))
             .subquery("g")
         )
         k = _MENTION.alias("k")
@@ -385,10 +380,27 @@ class Scope:
         )
 
     def classification_join(self, m: Any) -> ColumnElement[bool]:
+        """The join of a mention and its classification of the scope's version.
+
+        On SQLite it also says ``status >= ''`` (true of every row: status is never null):
+        with a condition on its third column, SQLite reads the covering index
+        ``ix_classification_counted`` instead of the unique one, which lacks the sentiment.
+        """
         c = _CLASSIFICATION
         if self.version is None:
             return and_(c.c.mention_id == m.c.id, false())
-        return and_(c.c.mention_id == m.c.id, c.c.model_version == self.version)
+        join = and_(c.c.mention_id == m.c.id, c.c.model_version == self.version)
+        if self.dialect == "sqlite":
+            join = and_(join, c.c.status >= literal_column("''"))
+        return join
+
+
+@dataclass(frozen=True)
+class Branch:
+    """Mentions that count, by one time column: the time (``at``) and the conditions."""
+
+    at: Any
+    conditions: list[ColumnElement[bool]]
 
 
 def when(m: Any) -> ColumnElement[datetime]:
@@ -411,44 +423,37 @@ def weekly_tallies(conn: Connection, scope: Scope, weeks: Sequence[Week]) -> Wee
     """Mentions per week, source and sentiment over ``weeks`` (consecutive), in one query."""
     m, c = _MENTION, _CLASSIFICATION
     judged = c.c.status == "ok"
-    inner = (
-        select(
-            _week_index(when(m), weeks).label("week"),
-            m.c.source_id,
-            c.c.status,
-            c.c.sentiment,
-            case((and_(judged, c.c.sentiment == "negative", m.c.rating >= HIGH_RATING), 1), else_=0).label(
-                "high_neg"
-            ),
-            case((and_(judged, c.c.sentiment == "positive", m.c.rating <= LOW_RATING), 1), else_=0).label(
-                "low_pos"
-            ),
+    parts = []
+    for branch in scope.counted(m, weeks[0].start, weeks[-1].end):
+        week = _week_index(branch.at, weeks)
+        high_neg = case((and_(judged, c.c.sentiment == "negative", m.c.rating >= HIGH_RATING), 1), else_=0)
+        low_pos = case((and_(judged, c.c.sentiment == "positive", m.c.rating <= LOW_RATING), 1), else_=0)
+        parts.append(
+            select(
+                week.label("week"),
+                m.c.source_id,
+                c.c.status,
+                c.c.sentiment,
+                func.count().label("n"),
+                func.sum(high_neg).label("high_neg"),
+                func.sum(low_pos).label("low_pos"),
+            )
+            .select_from(m.outerjoin(c, scope.classification_join(m)))
+            .where(*branch.conditions)
+            .group_by(week, m.c.source_id, c.c.status, c.c.sentiment)
         )
-        .select_from(m.outerjoin(c, scope.classification_join(m)))
-        .where(*scope.counted(m, weeks[0].start, weeks[-1].end))
-        .subquery("w")
-    )
-    query = select(
-        inner.c.week,
-        inner.c.source_id,
-        inner.c.status,
-        inner.c.sentiment,
-        func.count().label("n"),
-        func.sum(inner.c.high_neg).label("high_neg"),
-        func.sum(inner.c.low_pos).label("low_pos"),
-    ).group_by(inner.c.week, inner.c.source_id, inner.c.status, inner.c.sentiment)
     names = source_names(conn)
     counts: dict[str, list[dict[str, int]]] = defaultdict(lambda: [defaultdict(int) for _ in weeks])
-    high_neg = [0] * len(weeks)
-    low_pos = [0] * len(weeks)
-    for row in conn.execute(query):
+    high_neg_weeks = [0] * len(weeks)
+    low_pos_weeks = [0] * len(weeks)
+    for row in conn.execute(union_all(*parts)):
         source = names.get(row.source_id, f"source {row.source_id}")
         counts[source][row.week][_bucket_of(row.status, row.sentiment)] += int(row.n)
-        high_neg[row.week] += int(row.high_neg or 0)
-        low_pos[row.week] += int(row.low_pos or 0)
+        high_neg_weeks[row.week] += int(row.high_neg or 0)
+        low_pos_weeks[row.week] += int(row.low_pos or 0)
     sources = {name: [_tally(w) for w in per_week] for name, per_week in sorted(counts.items())}
     total = [sum((per_week[i] for per_week in sources.values()), Tally()) for i in range(len(weeks))]
-    return WeeklyTallies(list(weeks), total, sources, high_neg, low_pos)
+    return WeeklyTallies(list(weeks), total, sources, high_neg_weeks, low_pos_weeks)
 
 
 def _topic_sentiment(conn: Connection, value: Any) -> ColumnElement[Any]:
@@ -462,23 +467,25 @@ def topic_tallies(conn: Connection, scope: Scope, weeks: Sequence[Week]) -> dict
     talk about it), in one query over the topics JSON (``json_each`` on both databases)."""
     m, c = _MENTION, _CLASSIFICATION
     topic = func.json_each(c.c.topics).table_valued("key", "value", joins_implicitly=True).alias("t")
-    inner = (
-        select(
-            _week_index(when(m), weeks).label("week"),
-            topic.c.key.label("topic"),
-            _topic_sentiment(conn, topic.c.value).label("sentiment"),
+    parts = []
+    for branch in scope.counted(m, weeks[0].start, weeks[-1].end):
+        week = _week_index(branch.at, weeks)
+        sentiment = _topic_sentiment(conn, topic.c.value)
+        parts.append(
+            select(
+                week.label("week"),
+                topic.c.key.label("topic"),
+                sentiment.label("sentiment"),
+                func.count().label("n"),
+            )
+            .select_from(m.join(c, scope.classification_join(m)).join(topic, true()))
+            .where(*branch.conditions, c.c.status == "ok")
+            .group_by(week, topic.c.key, sentiment)
         )
-        .select_from(m.join(c, scope.classification_join(m)).join(topic, true()))
-        .where(*scope.counted(m, weeks[0].start, weeks[-1].end), c.c.status == "ok")
-        .subquery("tw")
-    )
-    query = select(inner.c.week, inner.c.topic, inner.c.sentiment, func.count().label("n")).group_by(
-        inner.c.week, inner.c.topic, inner.c.sentiment
-    )
     counts: dict[str, list[dict[str, int]]] = defaultdict(lambda: [defaultdict(int) for _ in weeks])
-    for row in conn.execute(query):
-        sentiment = row.sentiment if row.sentiment in ("positive", "neutral", "negative") else "unjudged"
-        counts[str(row.topic)][row.week][sentiment] += int(row.n)
+    for row in conn.execute(union_all(*parts)):
+        bucket = row.sentiment if row.sentiment in ("positive", "neutral", "negative") else "unjudged"
+        counts[str(row.topic)][row.week][bucket] += int(row.n)
     return {name: [_tally(w) for w in per_week] for name, per_week in sorted(counts.items())}
 
 
@@ -532,19 +539,34 @@ def examples(
 
     ``rating="high"`` keeps only mentions rated :data:`HIGH_RATING` or more, ``"low"`` those
     rated :data:`LOW_RATING` or less: the rating/text disagreements.
+
+    The candidates are ranked from the covering indexes (id and score only); just the
+    ``limit`` chosen ones are then read with their texts.
     """
     m, c, s = _MENTION, _CLASSIFICATION, _SOURCE
+    chosen = [c.c.status == "ok", c.c.sentiment == sentiment]
+    if rating == "high":
+        chosen.append(m.c.rating >= HIGH_RATING)
+    elif rating == "low":
+        chosen.append(m.c.rating <= LOW_RATING)
+    candidates = union_all(
+        *(
+            select(m.c.id, c.c.score)
+            .select_from(m.join(c, scope.classification_join(m)))
+            .where(*branch.conditions, *chosen)
+            for branch in scope.counted(m, week.start, week.end)
+        )
+    ).subquery("candidates")
+    top = select(candidates.c.id).order_by(candidates.c.score.desc(), candidates.c.id).limit(limit)
+    ids = list(conn.execute(top).scalars())
+    if not ids:
+        return []
     query = (
         select(*_mention_columns(m, s))
         .select_from(m.join(c, scope.classification_join(m)).join(s, s.c.id == m.c.source_id))
-        .where(*scope.counted(m, week.start, week.end), c.c.status == "ok", c.c.sentiment == sentiment)
+        .where(m.c.id.in_(ids))
         .order_by(c.c.score.desc(), m.c.id)
-        .limit(limit)
     )
-    if rating == "high":
-        query = query.where(m.c.rating >= HIGH_RATING)
-    elif rating == "low":
-        query = query.where(m.c.rating <= LOW_RATING)
     return [_mention_row(row) for row in conn.execute(query)]
 
 
@@ -553,29 +575,25 @@ def responses(conn: Connection, scope: Scope, weeks: Sequence[Week]) -> list[Res
     mention with ``is_brand_response``), and each reply's delay after the mention.
 
     Replies count whenever they came (also after the week), up to the time of the report.
+    Each negative mention's first reply is looked up through the replies' index.
     """
     m, c = _MENTION, _CLASSIFICATION
     r = _MENTION.alias("r")
-    replies = (
-        select(
-            r.c.parent_id, func.min(func.coalesce(r.c.published_at, r.c.collected_at)).label("first_reply")
-        )
-        .where(r.c.is_brand_response.is_(True), r.c.parent_id.is_not(None))
-        .group_by(r.c.parent_id)
-        .subquery("replies")
+    first_reply = (
+        select(func.min(func.coalesce(r.c.published_at, r.c.collected_at)))
+        .where(r.c.parent_id == m.c.id, r.c.is_brand_response.is_(True))
+        .scalar_subquery()
     )
-    query = (
-        select(
-            _week_index(when(m), weeks).label("week"),
-            when(m).label("published_at"),
-            replies.c.parent_id,
-            replies.c.first_reply,
-        )
-        .select_from(
-            m.join(c, scope.classification_join(m)).outerjoin(replies, replies.c.parent_id == m.c.id)
-        )
-        .where(
-            *scope.counted(m, weeks[0].start, weeks[-1].end), c.c.status == "ok", c.c.sentiment == "negative"
+    query = union_all(
+        *(
+            select(
+                _week_index(branch.at, weeks).label("week"),
+                branch.at.label("published_at"),
+                first_reply.label("first_reply"),
+            )
+            .select_from(m.join(c, scope.classification_join(m)))
+            .where(*branch.conditions, c.c.status == "ok", c.c.sentiment == "negative")
+            for branch in scope.counted(m, weeks[0].start, weeks[-1].end)
         )
     )
     # One row per negative mention: a week's worth is thousands at most, and the median
@@ -585,12 +603,12 @@ def responses(conn: Connection, scope: Scope, weeks: Sequence[Week]) -> list[Res
     delays: list[list[float]] = [[] for _ in weeks]
     for row in conn.execute(query):
         negative[row.week] += 1
-        if row.parent_id is None:
+        if row.first_reply is None:
             continue
         replied[row.week] += 1
-        published, first_reply = _utc(row.published_at), _utc(row.first_reply)
-        if published is not None and first_reply is not None:
-            delays[row.week].append(max(0.0, (first_reply - published).total_seconds()))
+        published, reply = _utc(row.published_at), _utc(row.first_reply)
+        if published is not None and reply is not None:
+            delays[row.week].append(max(0.0, (reply - published).total_seconds()))
     return [Responses(negative[i], replied[i], delays[i]) for i in range(len(weeks))]
 
 

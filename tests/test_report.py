@@ -336,7 +336,7 @@ def test_summary_says_when_a_change_is_within_noise(acme: tuple[Database, Config
     assert "47 mentions this week (44 judged, 3 not judged), against 41" in text
     assert "Volume +15% (−26% to +79%): within week-to-week noise." in text
     assert "The brand replied to 4 of 17 negative mentions (24%), after a median of 5.0 h." in text
-    assert "2 copies of texts syndicated to several sites are counted once." in text
+    assert "2 copies of texts syndicated to several sites left out (each text is counted once)." in text
     assert "delivery (+12)" in text
 
 
