@@ -241,9 +241,9 @@ class Vader:
     def __init__(self) -> None:
         from importlib.metadata import version
 
-        from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+        from earful.models.sentiment import lexicon
 
-        self._analyzer = SentimentIntensityAnalyzer()
+        self._analyzer = lexicon()
         self.version = f"vader-{version('vaderSentiment')}"
 
     def polarity(self, text: str) -> dict[str, float]:

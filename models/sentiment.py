@@ -75,7 +75,8 @@ def _aggregate(
 
 
 @lru_cache(maxsize=1)
-def _lexicon() -> Any:
+def lexicon() -> Any:
+    """VADER's analyzer, loaded once per process (the neutral rule and the eval baseline)."""
     from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
     return SentimentIntensityAnalyzer()
@@ -83,7 +84,7 @@ def _lexicon() -> Any:
 
 def lexicon_silent(text: str) -> bool:
     """True when the VADER lexicon finds no sentiment at all in ``text`` (compound exactly 0)."""
-    return float(_lexicon().polarity_scores(text)["compound"]) == 0.0
+    return float(lexicon().polarity_scores(text)["compound"]) == 0.0
 
 
 def no_lexicon_neutral(
