@@ -38,6 +38,7 @@ class Example:
     # aspect -> polarity, for aspect-based sets (MAMS)
     aspects: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
     title: str = field(default="", compare=False)  # the review's title, where it has one
+    stars: int = field(default=0, compare=False)  # the review's 1-5 star rating; 0 when none
 
 
 class DataMissing(FileNotFoundError):
@@ -102,7 +103,8 @@ def clothing(root: Path | None = None) -> dict[str, list[Example]]:
             seen.add(body)
             title = (row.get("Title") or "").strip()
             text = f"{title}. {body}" if title else body
-            rows.append(Example(text, stars_to_label(int(row["Rating"])), "clothing", title=title))
+            stars = int(row["Rating"])
+            rows.append(Example(text, stars_to_label(stars), "clothing", title=title, stars=stars))
     return split(rows, "clothing")
 
 
@@ -118,7 +120,7 @@ def hotels(root: Path | None = None) -> dict[str, list[Example]]:
             if rating == 0 or "showReview(" in text or row["review_id"] in seen or not text:
                 continue
             seen.add(row["review_id"])
-            rows.append(Example(text, stars_to_label(rating), "hotels"))
+            rows.append(Example(text, stars_to_label(rating), "hotels", stars=rating))
     return split(rows, "hotels")
 
 

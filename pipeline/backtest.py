@@ -500,12 +500,12 @@ def _text(value: str, path: Path, line: int, column: str) -> str:
 # ------------------------------------------------------------------------------- methods
 
 
-def alerts_ours(history: History, rule: Rule, *, topic_share: bool = False) -> list[Alert]:
+def alerts_ours(history: History, rule: Rule, *, topic_share: bool = True) -> list[Alert]:
     """Replay the hourly alerts job: every series tested each hour, BH across the run.
 
     As ``earful alerts`` does, a brand's series gets its total mentions (the share test) and a
-    topic's gets none (the count test only). With ``topic_share`` a topic is also tested on
-    its negatives' share of all the brand's mentions (the alerts job does not do that yet).
+    topic's is tested on its negatives' share of all the brand's mentions. ``topic_share=False``
+    gives topics the count test only (the rule before it; kept for comparison).
     """
     n_series, hours = history.negative.shape
     brand_row = {brand: i for i, (brand, topic) in enumerate(history.keys) if topic is None}
@@ -655,7 +655,7 @@ def backtest(
     rule: Rule | None = None,
     incidents: Sequence[Incident] | None = None,
     *,
-    topic_share: bool = False,
+    topic_share: bool = True,
 ) -> BacktestResult:
     """Replay our rule and both baselines on ``history`` and score them on ``incidents``
     (default: the history's own, i.e. the injected ones).

@@ -258,6 +258,13 @@ def test_spike_of_negative_mentions_raises_one_alert(history: Database, alert_co
     assert result.untested == {"Initech": "no classified mentions yet"}
     topics = {t.topic for t in result.tests if t.brand == "Acme"}
     assert topics == {None, *TOPICS}
+    # A topic is tested on its negatives' share of all the brand's mentions as well.
+    [delivery] = [t for t in result.tests if t.brand == "Acme" and t.topic == "delivery"]
+    assert delivery.verdict.share_p_value is not None
+    assert delivery.verdict.share_p_value < 1e-6
+    assert delivery.verdict.share_observed is not None
+    assert delivery.verdict.share_expected is not None
+    assert delivery.verdict.share_observed > 3 * delivery.verdict.share_expected
 
 
 def test_second_run_at_the_same_hour_raises_nothing_new(history: Database, alert_config: Config) -> None:

@@ -268,6 +268,33 @@ def test_onnx_files_are_cached_and_rebuilt_only_for_other_weights(
     )  # written atomically: no temporary files left behind
 
 
+def test_onnx_file_found_by_key_is_used_without_building_the_module(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a key and a cached file, a process starts without building or hashing the network."""
+    from earful.models import export, runtime
+
+    monkeypatch.setenv("EARFUL_CACHE_DIR", str(tmp_path / "cache"))
+    built: list[int] = []
+
+    def build() -> torch.nn.Module:
+        built.append(1)
+        return export.embedding_for_onnx()
+
+    key = runtime.fingerprint(encoder.base_model_sha256(), quantize=True)
+    first = runtime.runner(build, "embedding", quantize=True, threads=2, key=key)
+    again = runtime.runner(build, "embedding", quantize=True, threads=2, key=key)
+    assert built == [1]
+    assert again.path == first.path
+    assert runtime.fingerprint("other base", quantize=True) != key
+    assert runtime.fingerprint(encoder.base_model_sha256(), quantize=False) != key
+    # Rows spread over threads give exactly what one thread gives.
+    one = runtime.OnnxRunner(first.path, 1, per_row=True)
+    ids = torch.tensor([[101, 2204, 2326, 102, 0, 0], [101, 2023, 2003, 6659, 2326, 102]] * 4)
+    mask = (ids != 0).long()
+    assert torch.equal(again(ids, mask), one(ids, mask))
+
+
 def test_onnx_cache_that_cannot_be_written_falls_back_to_a_temporary_folder(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -293,6 +320,57 @@ def test_training_is_seeded(tmp_path: Path) -> None:
         assert torch.equal(value, second.head.state_dict()[key]), key
 
 
+def test_star_outputs_collapse_to_the_labels_and_train_on_sets_of_stars() -> None:
+    logits = torch.tensor([[2.0, 1.0, 0.5, -1.0, 3.0]])
+    probs = torch.softmax(logits, -1)[0]
+    got = torch.softmax(sentiment.collapse(logits, sentiment.STAR_GROUPS), -1)[0]
+    want = torch.stack([probs[0] + probs[1], probs[2], probs[3] + probs[4]])
+    assert torch.allclose(got, want)
+    rows = [
+        data.Example("awful", "negative", "clothing", stars=1),
+        data.Example("meh", "neutral", "hotels", stars=3),
+        data.Example("bad", "negative", "uci"),  # no stars: either negative star
+    ]
+    allowed = train.gold_sets(rows, sentiment.STAR_GROUPS)
+    assert allowed.tolist() == [
+        [True, False, False, False, False],
+        [False, False, True, False, False],
+        [True, True, False, False, False],
+    ]
+    # Without smoothing the loss is minus the log of the allowed outputs' total probability.
+    loss = train.set_loss(logits.repeat(3, 1), allowed, 0.0)
+    expected = -(probs[0].log() + probs[2].log() + (probs[0] + probs[1]).log()) / 3
+    assert torch.allclose(loss, expected)
+
+
+@needs_data
+def test_a_star_trained_model_saves_loads_and_exports_the_same(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from earful.models import export
+
+    monkeypatch.setenv("EARFUL_CACHE_DIR", str(tmp_path / "cache"))
+    model, _ = train.train(
+        train.TrainConfig(quick=True, epochs=1, threads=2, stars=True), say=lambda _m: None
+    )
+    assert model.config["label_groups"] == [[0, 1], [2], [3, 4]]
+    model.save(tmp_path / "m")
+    loaded = sentiment.EarfulSentiment.load(tmp_path / "m")
+    texts = ["Awful fit, sent it back.", "The dress is okay, nothing special.", "Gorgeous and comfy!"]
+    assert not any(sentiment.lexicon_silent(t) for t in texts)  # no neutral rule: the bare network
+    want = [p.probabilities for p in loaded.predict(texts)]
+    hf = export.to_transformers(loaded)
+    tok = loaded.encoder.tokenizer(texts, padding=True, return_tensors="pt")  # type: ignore[operator]
+    with torch.no_grad():
+        probs = torch.softmax(hf(**tok).logits, -1)
+    loaded.use_onnx(quantize=False, threads=1)
+    got = [p.probabilities for p in loaded.predict(texts)]
+    for i, (w, g) in enumerate(zip(want, got, strict=True)):
+        for label in w:
+            assert abs(w[label] - g[label]) < 1e-4
+            assert abs(w[label] - float(probs[i, loaded.labels.index(label)])) < 1e-4
+
+
 @pytest.mark.skipif(os.environ.get("EARFUL_TEST_RETRAIN") != "1", reason="slow: set EARFUL_TEST_RETRAIN=1")
 @needs_data
 def test_retraining_reproduces_the_shipped_figures(tmp_path: Path) -> None:
@@ -300,6 +378,8 @@ def test_retraining_reproduces_the_shipped_figures(tmp_path: Path) -> None:
     from earful.models import evaluate
 
     shipped = json.loads((sentiment.DEFAULT_DIR / "config.json").read_text())
+    settings = {k: v for k, v in shipped["training"].items() if k in train.TrainConfig.__dataclass_fields__}
+    assert train.TrainConfig(**settings) == train.TrainConfig(), "the defaults must train the shipped model"
     model, _ = train.train(train.TrainConfig(threads=2), say=print)
     report = evaluate.sentiment_report(model)
     for name in ("reviews", "uci", "tweeteval"):
