@@ -804,9 +804,9 @@ def naive_alerts(db: Database, config: Config, end: datetime) -> NaiveAlerts:
     for brand_id in sorted(total, key=lambda b: brands[b]):
         series.append((brands[brand_id], None, Series(start, negative[brand_id], total[brand_id])))
     for (brand_id, topic), counts in sorted(topic_negative.items()):
-        series.append((brands[brand_id], topic, Series(start, counts)))
+        series.append((brands[brand_id], topic, Series(start, counts, np.maximum(total[brand_id], counts))))
     verdicts = [check(s, end, rule) for _, _, s in series]
-    flags = decide(verdicts, rule)
+    flags = decide(verdicts, rule, groups=[b for b, _, _ in series])
     return NaiveAlerts(
         tests={
             (b, t): (v.observed, round(v.expected, 6)) for (b, t, _), v in zip(series, verdicts, strict=True)

@@ -90,11 +90,27 @@ def render(config: dict[str, Any]) -> str:
         f"{config.get('stride')}; the windows' probabilities are averaged, weighted by length.",
         "- English only: Earful refuses to guess for texts confidently identified as another language.",
     ]
+    if config.get("label_groups"):
+        lines.append(
+            "- The head has one output per star rating (1-5), trained on the reviews' stars; a "
+            "label's probability is the sum of its stars' (1-2 negative, 3 neutral, 4-5 positive)."
+        )
+    head = config.get("short_text_head")
+    if head:
+        fitted = sum(head.get("fitted_on", {}).values())
+        lines.append(
+            f"- Texts of at most {head['max_tokens']} word pieces get their probabilities from a "
+            "logistic regression over the network's probabilities and the VADER lexicon's scores "
+            f"({', '.join(head['features'])}), fitted on {fitted:,} short texts (MAMS clauses and "
+            "the review validation split; classes balanced), never on TweetEval. The network, "
+            "trained mostly on reviews, picks a side on short texts where a reader says neutral."
+        )
     rule = config.get("no_lexicon_neutral")
     if rule:
+        who = "Longer texts" if head else "Texts"
         lines.append(
-            f"- A text of at most {rule['max_tokens']} word pieces in which the VADER lexicon finds no "
-            f"sentiment word is called neutral (probabilities {1 - rule['weight']:.1f} x model + "
+            f"- {who} of at most {rule['max_tokens']} word pieces in which the VADER lexicon finds no "
+            f"sentiment word are called neutral (probabilities {1 - rule['weight']:.1f} x model + "
             f"{rule['weight']:.1f} x neutral). The model learnt neutral from mixed 3-star reviews and "
             "otherwise picks a side on short factual texts; the rule was chosen on MAMS clauses, "
             "not on TweetEval."

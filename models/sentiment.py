@@ -22,6 +22,7 @@ Example::
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -140,6 +141,51 @@ def no_lexicon_neutral(
     weight = float(rule["weight"])
     k = list(labels).index("neutral")
     return [(1 - weight) * v + (weight if i == k else 0.0) for i, v in enumerate(values)]
+
+
+# What the short-text head reads (see short_text_head); the order of its coefficients' columns.
+SHORT_FEATURES = (
+    "log_p_negative", "log_p_neutral", "log_p_positive",
+    "vader_neg", "vader_neu", "vader_pos", "vader_compound",
+    "log_tokens", "lexicon_silent",
+)  # fmt: skip
+
+
+def short_text_features(
+    values: Sequence[float], labels: Sequence[str], text: str, n_tokens: int
+) -> list[float]:
+    """The features of :data:`SHORT_FEATURES` for one text (``values``: the network's probabilities)."""
+    by_label = dict(zip(labels, values, strict=True))
+    polarity = lexicon().polarity_scores(text)
+    return [
+        *(math.log(max(float(by_label[k]), 1e-6)) for k in ("negative", "neutral", "positive")),
+        *(float(polarity[k]) for k in ("neg", "neu", "pos", "compound")),
+        math.log1p(n_tokens) / 5,
+        1.0 if float(polarity["compound"]) == 0.0 else 0.0,
+    ]
+
+
+def short_text_head(
+    values: list[float], labels: Sequence[str], text: str, n_tokens: int, head: dict[str, Any]
+) -> list[float]:
+    """Probabilities for a short text from the network's and the VADER lexicon's view of it.
+
+    A multinomial logistic regression over :data:`SHORT_FEATURES`, fitted at training time on
+    short texts (MAMS clauses and the short texts of the review validation split; never on
+    TweetEval). On short texts the network, trained mostly on reviews, picks a side where a
+    reader says neutral; the lexicon knows when no sentiment word is there at all. Texts over
+    ``head["max_tokens"]`` word pieces keep the network's probabilities.
+    """
+    if n_tokens > int(head["max_tokens"]) or list(head["labels"]) != list(labels):
+        return values
+    x = short_text_features(values, labels, text, n_tokens)
+    z = [
+        b + sum(w * v for w, v in zip(row, x, strict=True))
+        for row, b in zip(head["coef"], head["intercept"], strict=True)
+    ]
+    top = max(z)
+    e = [math.exp(v - top) for v in z]
+    return [v / sum(e) for v in e]
 
 
 def _to_sentiment(values: Sequence[float], labels: Sequence[str], windows: int) -> Sentiment:
@@ -268,15 +314,23 @@ class EarfulSentiment:
                 owners.append(i)
         probs = self.window_probabilities(windows, batch_size)
         agg = _aggregate(probs, owners, [len(w) for w in windows], len(texts))
-        rule = self.config.get("no_lexicon_neutral")
-        if rule:
-            agg = [
-                (no_lexicon_neutral(p, self.labels, text, len(text_ids), rule), n)
-                for (p, n), text, text_ids in zip(agg, texts, ids, strict=True)
-            ]
+        agg = [
+            (self.adjust(p, text, len(text_ids)), n)
+            for (p, n), text, text_ids in zip(agg, texts, ids, strict=True)
+        ]
         if progress:
             progress(len(texts))
         return [_to_sentiment(p, self.labels, n) for p, n in agg]
+
+    def adjust(self, values: list[float], text: str, n_tokens: int) -> list[float]:
+        """The short-text head for texts it covers, else the no-lexicon neutral rule."""
+        head = self.config.get("short_text_head")
+        if head and n_tokens <= int(head["max_tokens"]):
+            return short_text_head(values, self.labels, text, n_tokens, head)
+        rule = self.config.get("no_lexicon_neutral")
+        if rule:
+            return no_lexicon_neutral(values, self.labels, text, n_tokens, rule)
+        return values
 
     @torch.inference_mode()
     def window_probabilities(self, windows: Sequence[Sequence[int]], batch_size: int = 64) -> torch.Tensor:

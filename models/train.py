@@ -44,7 +44,7 @@ from earful.models.sentiment import DEFAULT_DIR, STAR_GROUPS, EarfulSentiment, S
 
 log = logging.getLogger("earful.models.train")
 
-VERSION = "earful-sentiment-1.1"
+VERSION = "earful-sentiment-1.2"
 # A short text with no word from the sentiment lexicon is called neutral (see
 # sentiment.no_lexicon_neutral); 64 word pieces, chosen on MAMS clauses.
 NO_LEXICON_NEUTRAL = {"max_tokens": 64, "weight": 0.6}
@@ -77,6 +77,9 @@ class TrainConfig:
     # Train one output per star rating (1-5), grouped into the three labels; texts without
     # stars (UCI sentences, MAMS clauses) train on their label's group.
     stars: bool = False
+    # Fit the short-text head (sentiment.short_text_head) for texts of at most this many word
+    # pieces; 0: none (the no-lexicon neutral rule alone).
+    short_head: int = 32
 
     def __post_init__(self) -> None:
         if self.variant not in ("default", "airline"):
@@ -411,7 +414,62 @@ def train(
         "seconds": round(time.perf_counter() - started, 1),
     }
     config["record"] = record
-    return EarfulSentiment(encoder, head, config, None), record
+    model = EarfulSentiment(encoder, head, config, None)
+    if cfg.short_head:
+        model.config["short_text_head"] = fit_short_head(model, val_rows, cfg, root, say)
+    return model, record
+
+
+def fit_short_head(
+    model: EarfulSentiment,
+    val_rows: Sequence[ds.Example],
+    cfg: TrainConfig,
+    root: Path | None = None,
+    say: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Fit :func:`~earful.models.sentiment.short_text_head` for ``model``.
+
+    On the short texts of two sets never used to choose the network's weights: the clauses of
+    MAMS aspect-term train sentences (Apache-2.0; short, with a real neutral class) and the
+    review validation split. A multinomial logistic regression with balanced classes (so
+    neutral is not drowned by the reviews' positives), L2-regularised (C = 1).
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    from earful.models.sentiment import SHORT_FEATURES, short_text_features
+
+    t0 = time.perf_counter()
+    rows = [r for r in [*ds.mams_clauses(root), *val_rows] if r.dataset != "uci"]
+    if cfg.quick:
+        rows = rows[::20]
+    ids = model.encoder.token_ids([r.text for r in rows])
+    keep = [i for i, t in enumerate(ids) if len(t) <= cfg.short_head]
+    texts = [rows[i].text for i in keep]
+    saved = {k: model.config.pop(k, None) for k in ("short_text_head", "no_lexicon_neutral")}
+    try:
+        raw = model.predict(texts)  # the network alone
+    finally:
+        model.config.update({k: v for k, v in saved.items() if v is not None})
+    x = np.array(
+        [
+            short_text_features([p.probabilities[k] for k in model.labels], model.labels, text, len(ids[i]))
+            for p, text, i in zip(raw, texts, keep, strict=True)
+        ]
+    )
+    y = np.array([model.labels.index(rows[i].label) for i in keep])
+    if len(set(y.tolist())) < len(model.labels):
+        raise ValueError("the short-text head needs short texts of every label")
+    fit = LogisticRegression(C=1.0, class_weight="balanced", max_iter=5000).fit(x, y)
+    counts = Counter(f"{rows[i].dataset}:{rows[i].label}" for i in keep)
+    say(f"short-text head fitted on {len(keep):,} texts in {time.perf_counter() - t0:.0f} s")
+    return {
+        "max_tokens": cfg.short_head,
+        "labels": list(model.labels),
+        "features": list(SHORT_FEATURES),
+        "coef": [[round(float(v), 6) for v in row] for row in fit.coef_],
+        "intercept": [round(float(v), 6) for v in fit.intercept_],
+        "fitted_on": dict(sorted(counts.items())),
+    }
 
 
 def evaluate_for_card(
@@ -462,6 +520,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--stars", action="store_true", help="one output per star rating, grouped into the labels"
     )
+    parser.add_argument(
+        "--refit-short-head",
+        action="store_true",
+        help="with --card-only: fit the short-text head again (a new model version)",
+    )
     parser.add_argument("--quick", action="store_true", help="tiny smoke run (minutes -> seconds)")
     parser.add_argument("--no-eval", action="store_true", help="skip the evaluation and the model card")
     parser.add_argument(
@@ -479,6 +542,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         enc.set_threads(args.threads)
         model = EarfulSentiment.load(args.out)
         record = model.config.get("record", {})
+        if args.refit_short_head:
+            known = TrainConfig.__dataclass_fields__
+            settings = {k: v for k, v in model.config.get("training", {}).items() if k in known}
+            cfg = TrainConfig(**settings)
+            _, val_rows, _ = mixture(cfg, args.data_dir)
+            model.config["short_text_head"] = fit_short_head(model, val_rows, cfg, args.data_dir, say)
+            model.config["training"]["short_head"] = cfg.short_head
+            model.config["version"] = model.version = VERSION
     else:
         cfg = TrainConfig(
             variant=args.variant, epochs=args.epochs, split=args.split, threads=args.threads,

@@ -517,7 +517,7 @@ def detect(db: Database, config: Config, end: datetime) -> Detection:
             series.append((brand_id, topic, Series(start + offset * HOUR, neg, tot)))
 
     verdicts = [check(s, end, rule) for _, _, s in series]
-    flags = decide(verdicts, rule)
+    flags = decide(verdicts, rule, groups=[b for b, _, _ in series])  # BH per brand
     tests = [Test(brands[b], t, v, f) for (b, t, _), v, f in zip(series, verdicts, flags, strict=True)]
     for test in tests:
         if test.topic is None and not test.verdict.tested:

@@ -500,7 +500,9 @@ def _text(value: str, path: Path, line: int, column: str) -> str:
 # ------------------------------------------------------------------------------- methods
 
 
-def alerts_ours(history: History, rule: Rule, *, topic_share: bool = True) -> list[Alert]:
+def alerts_ours(
+    history: History, rule: Rule, *, topic_share: bool = True, per_brand: bool = True
+) -> list[Alert]:
     """Replay the hourly alerts job: every series tested each hour, BH across the run.
 
     As ``earful alerts`` does, a brand's series gets its total mentions (the share test) and a
@@ -531,9 +533,10 @@ def alerts_ours(history: History, rule: Rule, *, topic_share: bool = True) -> li
         observed[i, cols] = s.observed
         size[i, cols] = s.effect
     fire = np.zeros((n_series, hours), dtype=bool)
+    groups = np.unique([brand for brand, _ in history.keys], return_inverse=True)[1] if per_brand else None
     for j in np.flatnonzero((~np.isnan(p)).any(axis=0)):
         tested = ~np.isnan(p[:, j])
-        fire[:, j] = decide_arrays(p[:, j], observed[:, j], size[:, j], tested, rule)
+        fire[:, j] = decide_arrays(p[:, j], observed[:, j], size[:, j], tested, rule, groups)
     return _cool(history, fire, rule.cooldown_hours)
 
 
@@ -656,6 +659,7 @@ def backtest(
     incidents: Sequence[Incident] | None = None,
     *,
     topic_share: bool = True,
+    per_brand: bool = True,
 ) -> BacktestResult:
     """Replay our rule and both baselines on ``history`` and score them on ``incidents``
     (default: the history's own, i.e. the injected ones).
@@ -672,7 +676,7 @@ def backtest(
         logger.warning("incidents for brands not in the history are ignored: %s", ", ".join(unknown))
         known = [inc for inc in known if inc.brand in brands]
     grace = rule.window_hours
-    ours = alerts_ours(history, rule, topic_share=topic_share)
+    ours = alerts_ours(history, rule, topic_share=topic_share, per_brand=per_brand)
     scores = {
         "ours": score(history, ours, known, grace),
         "mean3sd": score(history, alerts_mean3sd(history, rule), known, grace),

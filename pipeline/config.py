@@ -185,7 +185,7 @@ class AlertSettings(_Model):
     min_ratio: float = Field(1.5, ge=1, le=100)
     # Per hourly run, so ~720 runs a month; 0.02 keeps about one false alarm per brand-month
     # on the backtest's eight brands (0.01: half as many; fewer brands, more per brand).
-    false_discovery_rate: float = Field(0.02, gt=0, lt=1)
+    false_discovery_rate: float = Field(0.005, gt=0, lt=1)
     cooldown_hours: int = Field(24, ge=0)
     # Delivery: tries per channel and run, the wait before the second (doubling after), and
     # the timeout of one try; a channel still down stays pending for the next run.

@@ -19,6 +19,7 @@ from earful.pipeline.detect import (
     check,
     cooldown_key,
     decide,
+    decide_arrays,
     scan,
 )
 
@@ -303,3 +304,17 @@ def test_series_are_checked() -> None:
         Series(START, np.array([3, 1]), np.array([2, 5]))
     with pytest.raises(ValueError, match="on the hour"):
         check(Series(START, np.zeros(30, dtype=np.int64)), START + timedelta(minutes=90), RULE)
+
+
+def test_the_correction_runs_per_brand_when_given_groups() -> None:
+    """One brand's clear p-value is not drowned by another brand's thirty quiet topics."""
+    rule = Rule(fdr=0.005)
+    p = np.array([0.001, 0.5, *np.linspace(0.2, 0.9, 30)])
+    observed = np.full(p.size, 20)
+    size = np.full(p.size, 3.0)
+    tested = np.ones(p.size, dtype=bool)
+    groups = np.array([0, 0, *[1] * 30])
+    across = decide_arrays(p, observed, size, tested, rule)
+    per_brand = decide_arrays(p, observed, size, tested, rule, groups)
+    assert not across.any()  # 0.001 > 0.005 / 32
+    assert per_brand.tolist() == [True] + [False] * 31  # 0.001 <= 0.005 / 2

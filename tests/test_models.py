@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 
@@ -60,6 +61,44 @@ def test_the_neutral_rule_keeps_the_models_order_of_the_other_labels() -> None:
     assert abs(sum(out) - 1) < 1e-9
     assert sentiment.no_lexicon_neutral([0.1, 0.05, 0.85], labels, "It is a jacket.", 65, rule)[2] == 0.85
     assert sentiment.no_lexicon_neutral([0.1, 0.05, 0.85], labels, "A great jacket.", 5, rule)[2] == 0.85
+
+
+def test_the_short_text_head_is_a_logistic_regression_over_its_features() -> None:
+    labels = ("negative", "neutral", "positive")
+    n = len(sentiment.SHORT_FEATURES)
+    head = {
+        "max_tokens": 32,
+        "labels": list(labels),
+        "coef": [[0.0] * n, [0.0] * (n - 1) + [2.0], [0.0] * n],  # neutral when the lexicon is silent
+        "intercept": [0.0, -1.0, 0.0],
+    }
+    silent = sentiment.short_text_head([0.1, 0.05, 0.85], labels, "It is a jacket.", 5, head)
+    assert abs(sum(silent) - 1) < 1e-9
+    e = math.exp(1.0)
+    assert silent == pytest.approx([1 / (2 + e), e / (2 + e), 1 / (2 + e)])
+    worded = sentiment.short_text_head([0.1, 0.05, 0.85], labels, "A great jacket.", 5, head)
+    assert worded[1] < worded[0] == pytest.approx(worded[2])
+    # Longer texts, or a head fitted for other labels, leave the network's probabilities alone.
+    assert sentiment.short_text_head([0.1, 0.05, 0.85], labels, "It is a jacket.", 33, head) == [
+        0.1,
+        0.05,
+        0.85,
+    ]
+    other = {**head, "labels": ["neg", "neu", "pos"]}
+    assert sentiment.short_text_head([0.1, 0.05, 0.85], labels, "It is a jacket.", 5, other) == [
+        0.1,
+        0.05,
+        0.85,
+    ]
+
+
+def test_the_shipped_model_has_a_short_text_head_fitted_without_tweets() -> None:
+    config = json.loads((sentiment.DEFAULT_DIR / "config.json").read_text())
+    head = config["short_text_head"]
+    assert head["features"] == list(sentiment.SHORT_FEATURES)
+    assert len(head["coef"]) == len(head["intercept"]) == len(config["labels"])
+    assert all(len(row) == len(head["features"]) for row in head["coef"])
+    assert {key.split(":")[0] for key in head["fitted_on"]} <= {"mams_clauses", "clothing", "hotels"}
 
 
 @needs_data
