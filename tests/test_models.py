@@ -92,15 +92,6 @@ def test_the_short_text_head_is_a_logistic_regression_over_its_features() -> Non
     ]
 
 
-def test_the_shipped_model_has_a_short_text_head_fitted_without_tweets() -> None:
-    config = json.loads((sentiment.DEFAULT_DIR / "config.json").read_text())
-    head = config["short_text_head"]
-    assert head["features"] == list(sentiment.SHORT_FEATURES)
-    assert len(head["coef"]) == len(head["intercept"]) == len(config["labels"])
-    assert all(len(row) == len(head["features"]) for row in head["coef"])
-    assert {key.split(":")[0] for key in head["fitted_on"]} <= {"mams_clauses", "clothing", "hotels"}
-
-
 @needs_data
 def test_held_back_reviews_meet_a_floor(clf: classifier.Classifier) -> None:
     rows = data.clothing()["test"][:300] + data.uci()["test"][:150]
