@@ -92,7 +92,7 @@ PG_URL_ENV = "EARFUL_BENCH_PG_URL"
 AT = datetime(2026, 11, 25, 14, tzinfo=UTC)  # the alert check's hour; the data ends here
 WEEKS = 12
 TIMEZONE = "Europe/Berlin"
-VERSION = "earful-sentiment-1.1-int8+topics-bench0001"
+VERSION = "earful-sentiment-1.2-int8+topics-bench0001"
 TARGET_REPORT_S = 5.0
 TARGET_ALERTS_S = 2.0
 TARGET_RATIO = 10.0
