@@ -232,16 +232,11 @@ def set_loss(logits: torch.Tensor, allowed: torch.Tensor, smoothing: float) -> t
     return ((1 - smoothing) * nll - smoothing * log_p.mean(dim=-1)).mean()
 
 
-def macro_f1(gold: Sequence[str], pred: Sequence[str], labels: Sequence[str] = ds.LABELS) -> float:
-    scores = []
-    for label in labels:
-        tp = sum(1 for g, p in zip(gold, pred, strict=True) if g == label and p == label)
-        fp = sum(1 for g, p in zip(gold, pred, strict=True) if g != label and p == label)
-        fn = sum(1 for g, p in zip(gold, pred, strict=True) if g == label and p != label)
-        if tp + fp + fn == 0:
-            continue
-        scores.append(2 * tp / (2 * tp + fp + fn))
-    return sum(scores) / len(scores) if scores else 0.0
+def macro_f1(gold: Sequence[str], pred: Sequence[str]) -> float:
+    """3-class macro-F1 of bare labels, as ``earful eval`` computes it."""
+    from earful.models.evaluate import score
+
+    return score(gold, pred).macro_f1
 
 
 def _predict_cached(head: SentimentHead, cache: Cached) -> list[str]:
