@@ -643,6 +643,14 @@ def spider_test(
     type=click.Path(file_okay=False, path_type=Path),
     help="A model directory [default: classifier.model, else the model that ships with Earful].",
 )
+@click.option(
+    "--runtime",
+    type=click.Choice(["torch", "onnx", "onnx-int8"]),
+    default="torch",
+    show_default=True,
+    help="How Earful's own model runs: torch (the model card's figures), or as classifier.runtime "
+    "runs it (onnx-int8 is the default of `earful classify`).",
+)
 @threads_option
 @batch_size_option
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON line instead of tables.")
@@ -653,6 +661,7 @@ def eval_(
     topics: bool,
     data_dir: Path | None,
     model_path: Path | None,
+    runtime: str,
     threads: int | None,
     batch_size: int | None,
     as_json: bool,
@@ -710,6 +719,8 @@ def eval_(
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         detail = detail.removeprefix(f"{model_dir}: ") if model_dir else detail
         raise ModelError(f"cannot load the model {model_dir or '(shipped)'}: {detail}") from None
+    if runtime != "torch" and isinstance(model, sentiment.EarfulSentiment):
+        model.use_onnx(quantize=runtime == "onnx-int8", threads=threads or settings.threads)
     from earful.models.topics import TaxonomyError
 
     try:

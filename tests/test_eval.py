@@ -346,3 +346,16 @@ def test_topic_report_on_a_small_data_dir(tmp_path: Path) -> None:
     assert report["airline_n"] == 4  # 10% of the 40 negative tweets
     assert report["airline_accuracy_at_1"] >= 0.75
     assert any(m.startswith("mams:") for m in said)
+
+
+def test_eval_can_measure_the_int8_runtime_that_classify_uses(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("EARFUL_CONFIG", raising=False)
+    data = write_csv(tmp_path / "small.csv", REVIEWS)
+    code, out, err = run("eval", "--data", data, "--json", "--threads", "2", "--runtime", "onnx-int8")
+    assert code == 0, err
+    figures = json.loads(out.strip().splitlines()[-1])
+    assert figures["model_version"].endswith("-int8")
+    assert figures["n"] == len(REVIEWS)
