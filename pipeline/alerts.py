@@ -81,7 +81,7 @@ from earful.pipeline.detect import (
     Rule,
     Series,
     Verdict,
-    check,
+    check_many,
     cooldown_key,
     decide,
 )
@@ -516,7 +516,7 @@ def detect(db: Database, config: Config, end: datetime) -> Detection:
             tot = np.maximum(brand_totals[brand_id], neg)
             series.append((brand_id, topic, Series(start + offset * HOUR, neg, tot)))
 
-    verdicts = [check(s, end, rule) for _, _, s in series]
+    verdicts = check_many([s for _, _, s in series], end, rule)
     flags = decide(verdicts, rule, groups=[b for b, _, _ in series])  # BH per brand
     tests = [Test(brands[b], t, v, f) for (b, t, _), v, f in zip(series, verdicts, flags, strict=True)]
     for test in tests:

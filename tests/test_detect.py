@@ -17,6 +17,7 @@ from earful.pipeline.detect import (
     Series,
     Verdict,
     check,
+    check_many,
     cooldown_key,
     decide,
     decide_arrays,
@@ -318,3 +319,30 @@ def test_the_correction_runs_per_brand_when_given_groups() -> None:
     per_brand = decide_arrays(p, observed, size, tested, rule, groups)
     assert not across.any()  # 0.001 > 0.005 / 32
     assert per_brand.tolist() == [True] + [False] * 31  # 0.001 <= 0.005 / 2
+
+
+def test_check_many_gives_what_check_gives_series_by_series() -> None:
+    """The vectorised check lays series end to end; nothing of one may leak into another."""
+    rng = np.random.default_rng(5)
+    end = START + timedelta(weeks=8)
+    series = []
+    for hours_back in (8 * 168, 6 * 168 + 5, 3 * 168, 9 * 24 + 7, 30, 4, 0):
+        n = hours_back
+        neg = rng.poisson(seasonal(n / 168 + 1, level=6.0)[:n]) if n else np.zeros(0, dtype=np.int64)
+        if n > 10:
+            neg[-2:] += 25  # a spike in the window for some
+        tot = neg + rng.poisson(30.0, size=n)
+        start = end - n * HOUR
+        series.append(Series(start, neg.astype(np.int64), tot.astype(np.int64)))
+        series.append(Series(start, neg.astype(np.int64), None))
+        if n > 5:  # an array that stops before the end: the last hours had no mentions
+            series.append(Series(start, neg[:-3].astype(np.int64), tot[:-3].astype(np.int64)))
+    with_totals = [s for s in series if s.total is not None]
+    without = [s for s in series if s.total is None]
+    for group in (with_totals, without, series):
+        many = check_many(group, end, RULE)
+        one = [check(s, end, RULE) for s in group]
+        assert many == one
+    assert any(v.tested and v.share_p_value is not None for v in check_many(with_totals, end, RULE))
+    assert any(not v.tested for v in check_many(with_totals, end, RULE))
+    assert check_many([], end, RULE) == []
