@@ -44,36 +44,36 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
 from sqlalchemy import (
-    JSON,
-    String,
     Table,
-    Text,
     and_,
-    case,
-    cast,
-    column,
-    false,
     func,
     literal,
-    literal_column,
-    or_,
     select,
-    text,
     union_all,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.pool import SingletonThreadPool
 from sqlalchemy.sql.elements import ColumnElement
 
 from earful.pipeline.classify import latest_version, text_for
 from earful.pipeline.config import Config
+from earful.pipeline.counts import (
+    HOUR,
+    compact,
+    count_hours,
+    counted,
+    counted_branches,
+    event_time,
+    has_history,
+    in_range,
+    judged,
+    negative_classification,
+)
 from earful.pipeline.db import Database
 from earful.pipeline.detect import (
     WEEK_HOURS,
@@ -91,8 +91,6 @@ from earful.pipeline.status import UNHEALTHY_RUNS, health_problem
 
 logger = logging.getLogger(__name__)
 
-HOUR = timedelta(hours=1)
-COUNTED_KINDS = ("review", "comment")
 EXAMPLES = 3
 MAX_DRIVERS = 5
 EXAMPLE_CHARS = 280
@@ -185,6 +183,8 @@ def run_alerts(
     end = hour_floor(at or datetime.now(UTC))
     redelivered = [] if dry_run else deliver_alerts(db, config, alert_message, sleep=sleep)
     checked = time.monotonic()
+    if not dry_run:
+        compact(db)  # fold the hourly counts added since the last run (see earful.pipeline.counts)
     found = detect(db, config, end)
     health = source_health_alerts(db, config, end)
     check_seconds = time.monotonic() - checked
@@ -258,203 +258,6 @@ def _insert(db: Database, config: Config, alert: RaisedAlert) -> int | None:
         return conn.execute(stmt).scalar_one_or_none()
 
 
-# --------------------------------------------------------------------------- counting
-
-
-@dataclass
-class _Counts:
-    """Hourly counts of one brand or brand × topic, by hour index from the range start."""
-
-    negative: dict[int, int] = field(default_factory=lambda: defaultdict(int))
-    total: dict[int, int] = field(default_factory=lambda: defaultdict(int))
-
-
-def _event_time() -> ColumnElement[Any]:
-    m = _MENTION
-    return func.coalesce(m.c.published_at, m.c.collected_at)
-
-
-def _in_range(start: datetime, end: datetime) -> ColumnElement[bool]:
-    """Mentions whose time (published, else collected) is in [start, end); written as two
-    ranges so that each uses its index."""
-    m = _MENTION
-    return or_(
-        and_(m.c.published_at >= start, m.c.published_at < end),
-        and_(m.c.published_at.is_(None), m.c.collected_at >= start, m.c.collected_at < end),
-    )
-
-
-def _counted() -> ColumnElement[bool]:
-    m = _MENTION
-    return and_(m.c.brand_id.is_not(None), m.c.kind.in_(COUNTED_KINDS), m.c.is_brand_response == false())
-
-
-def _judged(version: str) -> ColumnElement[bool]:
-    c = _CLASSIFICATION
-    return and_(c.c.mention_id == _MENTION.c.id, c.c.model_version == version, c.c.status == "ok")
-
-
-def _hour_bucket(dialect: str, at: ColumnElement[Any] | None = None) -> ColumnElement[Any]:
-    """The UTC hour of a mention's time (``at``, by default published, else collected), as the
-    database can group by it cheaply: the text ``YYYY-MM-DD HH`` on SQLite (which stores times
-    as text), a timestamp on PostgreSQL."""
-    when = _event_time() if at is None else at
-    if dialect == "sqlite":
-        return func.substr(when, 1, 13)
-    return func.date_trunc("hour", func.timezone("UTC", when))
-
-
-class _Hours:
-    """Converts the database's hour buckets into hour indices from ``start`` (cached: a range
-    has only about a thousand distinct hours)."""
-
-    def __init__(self, start: datetime) -> None:
-        self.start = start
-        self._seen: dict[Any, int] = {}
-
-    def __call__(self, bucket: Any) -> int:
-        index = self._seen.get(bucket)
-        if index is None:
-            if isinstance(bucket, str):
-                when = datetime.strptime(bucket, "%Y-%m-%d %H").replace(tzinfo=UTC)
-            else:
-                when = bucket.replace(tzinfo=UTC) if bucket.tzinfo is None else bucket.astimezone(UTC)
-            index = int((when - self.start) // HOUR)
-            self._seen[bucket] = index
-        return index
-
-
-def _negative_topic(value: ColumnElement[Any]) -> ColumnElement[bool]:
-    """Whether a topic entry of ``classification.topics`` is negative (its own sentiment, else
-    the mention's)."""
-    c = _CLASSIFICATION
-    return func.coalesce(value["sentiment"].as_string(), c.c.sentiment) == "negative"
-
-
-def _topics_table() -> Any:
-    c = _CLASSIFICATION
-    return func.json_each(c.c.topics).table_valued(column("key", String), column("value", JSON))
-
-
-def _counted_branches(start: datetime, end: datetime) -> list[tuple[ColumnElement[Any], ColumnElement[bool]]]:
-    """The counted mentions whose time is in [start, end), as two (time, condition) pairs:
-    dated ones by publication, undated ones by collection. Each is read from its covering
-    index alone (``ix_mention_published_counted``, ``ix_mention_undated_counted``), which one
-    condition with an OR between them would not be."""
-    m = _MENTION
-    counted = and_(m.c.brand_id.is_not(None), m.c.kind.in_(COUNTED_KINDS), m.c.is_brand_response == false())
-    dated = and_(m.c.published_at >= start, m.c.published_at < end, counted)
-    undated = and_(m.c.published_at.is_(None), m.c.collected_at >= start, m.c.collected_at < end, counted)
-    return [(m.c.published_at, dated), (m.c.collected_at, undated)]
-
-
-def _negative_classification() -> ColumnElement[bool]:
-    """:data:`~earful.pipeline.schema.NEGATIVE_CLASSIFICATION` as SQLAlchemy writes it, with its
-    constants inline: the databases use the partial index ``ix_classification_negative`` only
-    for a query whose conditions repeat the index's."""
-    c = _CLASSIFICATION
-    return or_(
-        c.c.sentiment == literal_column("'negative'"),
-        cast(c.c.topics, Text).like(literal_column("""'%"negative"%'""")),
-    )
-
-
-def count_hours(
-    db: Database, version: str, start: datetime, end: datetime
-) -> tuple[dict[int, _Counts], dict[tuple[int, str], _Counts]]:
-    """Per hour in [start, end): negative and all judged mentions per brand id, and negative
-    mentions per brand id and topic. Two ``GROUP BY`` queries; the database does the counting.
-
-    Both read the mentions from their covering indexes (migration 0005) and look each one up
-    in an index of the classifications: the brand query in a covering one, so it reads no
-    table row at all; the topic query in the partial index of the classifications with a
-    negative in them, so only those are read and only their topics parsed (counting every
-    mention's topics took three times as long, so a topic's share test uses the brand's total
-    as its denominator). Grouping by the hour first keeps SQLite from walking a whole
-    brand index in brand order to save a sort. ``tests/test_query_plans.py`` holds SQLite to
-    these plans.
-    """
-    m, c = _MENTION, _CLASSIFICATION
-    negative = func.sum(case((c.c.sentiment == "negative", 1), else_=0))
-    # status = 'ok' inline too: with it SQLite picks the covering index over the unique one.
-    judged = and_(
-        c.c.mention_id == m.c.id, c.c.model_version == version, c.c.status == literal_column("'ok'")
-    )
-    with_negative = and_(judged, _negative_classification())
-    topics = _topics_table()
-    brand_parts, topic_parts = [], []
-    # One query per branch, joined by UNION ALL at the top: SQLite would otherwise copy the
-    # union of the two branches' rows into a temporary table before joining.
-    for at, where in _counted_branches(start, end):
-        hour = _hour_bucket(db.dialect, at)
-        brand_parts.append(
-            select(hour, m.c.brand_id, negative, func.count())
-            .select_from(m.join(c, judged))
-            .where(where)
-            .group_by(hour, m.c.brand_id)
-        )
-        topic_parts.append(
-            select(hour, m.c.brand_id, topics.c.key, func.count())
-            .select_from(m.join(c, with_negative).join(topics, literal(True)))
-            .where(where, _negative_topic(topics.c.value))
-            .group_by(hour, m.c.brand_id, topics.c.key)
-        )
-    brands_q, topics_q = union_all(*brand_parts), union_all(*topic_parts)
-
-    def fetch(query: Any) -> list[Any]:
-        with db.translate_errors(), db.engine.connect() as conn:
-            if db.dialect == "postgresql":
-                # For this transaction only: JIT-compiling a one-off query costs more than it
-                # saves; the hash tables of the join and the groups fit in 64 MB where the
-                # default 4 MB spills to disk; and the indexes these queries read are in
-                # memory, so a look-up is not 4 times dearer than a sequential read.
-                conn.execute(text("SET LOCAL jit = off"))
-                conn.execute(text("SET LOCAL work_mem = '64MB'"))
-                conn.execute(text("SET LOCAL random_page_cost = 1.1"))
-            return list(conn.execute(query).all())
-
-    # The two queries run side by side on two connections: both databases (SQLite releases
-    # the GIL while it steps) then use two cores. An in-memory SQLite database exists on one
-    # connection only (SQLAlchemy keeps one per thread), so it is asked in this thread.
-    if isinstance(db.engine.pool, SingletonThreadPool):
-        brand_rows, topic_rows = fetch(brands_q), fetch(topics_q)
-    else:
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            brand_rows, topic_rows = pool.map(fetch, (brands_q, topics_q))
-    index = _Hours(start)
-    by_brand: dict[int, _Counts] = defaultdict(_Counts)
-    by_topic: dict[tuple[int, str], _Counts] = defaultdict(_Counts)
-    for bucket, brand_id, neg, total in brand_rows:
-        counts = by_brand[brand_id]
-        h = index(bucket)
-        counts.negative[h] += int(neg or 0)
-        counts.total[h] += int(total)
-    for bucket, brand_id, topic, neg in topic_rows:
-        by_topic[(brand_id, str(topic))].negative[index(bucket)] += int(neg)
-    return by_brand, by_topic
-
-
-def _has_history(db: Database, version: str, brand_id: int, before: datetime) -> bool:
-    """Whether the brand has a counted mention before ``before`` (an index seek each way)."""
-    m, c = _MENTION, _CLASSIFICATION
-    joined = m.join(c, _judged(version))
-    dated = and_(m.c.brand_id == brand_id, m.c.published_at < before)
-    undated = and_(m.c.brand_id == brand_id, m.c.published_at.is_(None), m.c.collected_at < before)
-    with db.translate_errors(), db.engine.connect() as conn:
-        for where in (dated, undated):
-            if conn.scalar(select(m.c.id).select_from(joined).where(where, _counted()).limit(1)):
-                return True
-    return False
-
-
-def _array(values: dict[int, int], offset: int, size: int) -> np.ndarray[Any, np.dtype[np.int64]]:
-    out = np.zeros(size, dtype=np.int64)
-    for h, n in values.items():
-        if offset <= h < offset + size:
-            out[h - offset] = n
-    return out
-
-
 # --------------------------------------------------------------------------- detecting
 
 
@@ -489,9 +292,10 @@ def detect(db: Database, config: Config, end: datetime) -> Detection:
     brand_totals: dict[int, np.ndarray[Any, Any]] = {}
     for brand_id, name in brands.items():
         counts = by_brand.get(brand_id)
-        first = min((h for h, n in counts.total.items() if n), default=None) if counts else None
+        hit = np.flatnonzero(counts.total) if counts else np.empty(0, dtype=np.int64)
+        first = int(hit[0]) if hit.size else None
         # History starts at the brand's first counted mention, not weeks of zeros before it.
-        if first == 0 or _has_history(db, version, brand_id, start):
+        if first == 0 or has_history(db, version, brand_id, start):
             offset = 0
         elif first is None:
             untested[name] = "no classified mentions yet"
@@ -500,16 +304,15 @@ def detect(db: Database, config: Config, end: datetime) -> Detection:
             offset = first
         offsets[brand_id] = offset
         size = span - offset
-        neg = _array(counts.negative, offset, size) if counts else np.zeros(size, dtype=np.int64)
-        tot = _array(counts.total, offset, size) if counts else np.zeros(size, dtype=np.int64)
+        neg = counts.negative[offset:] if counts else np.zeros(size, dtype=np.int64)
+        tot = counts.total[offset:] if counts else np.zeros(size, dtype=np.int64)
         series.append((brand_id, None, Series(start + offset * HOUR, neg, tot)))
         brand_totals[brand_id] = tot
     for (brand_id, topic), counts in sorted(by_topic.items()):
         if brand_id not in offsets:
             continue
         offset = offsets[brand_id]
-        size = span - offset
-        neg = _array(counts.negative, offset, size)
+        neg = counts.negative[offset:]
         if neg.any():
             # A topic's share test: its negatives against all of the brand's mentions (a topic
             # becoming a larger part of what is said about the brand, negatively).
@@ -689,13 +492,13 @@ def _source_drivers(
     parts = []
     for back in range(periods + 1):
         shift = back * period * HOUR
-        for _, where in _counted_branches(v.window_start - shift, v.window_end - shift):
+        for _, where in counted_branches(v.window_start - shift, v.window_end - shift):
             conditions = [m.c.brand_id == brand_id, where, _topic_negative_filter(topic)]
             if topic is not None:  # a negative topic implies this: read through its partial index
-                conditions.append(_negative_classification())
+                conditions.append(negative_classification())
             parts.append(
                 select(literal(back).label("back"), m.c.source_id, func.count())
-                .select_from(m.join(c, _judged(version)))
+                .select_from(m.join(c, judged(version)))
                 .where(*conditions)
                 .group_by(m.c.source_id)
             )
@@ -730,15 +533,15 @@ def _examples(
             m.c.text,
             m.c.url,
             m.c.content_hash,
-            _event_time().label("at"),
+            event_time().label("at"),
             s.c.name,
             c.c.probabilities["negative"].as_float().label("p"),
         )
-        .select_from(m.join(c, _judged(version)).join(s, s.c.id == m.c.source_id))
+        .select_from(m.join(c, judged(version)).join(s, s.c.id == m.c.source_id))
         .where(
             m.c.brand_id == brand_id,
-            _in_range(v.window_start, v.window_end),
-            _counted(),
+            in_range(v.window_start, v.window_end),
+            counted(),
             _topic_negative_filter(topic),
         )
         .order_by(c.c.probabilities["negative"].as_float().desc(), m.c.id)

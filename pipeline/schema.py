@@ -271,6 +271,39 @@ class Classification(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class HourlyCount(Base):
+    """Judged mentions per model version, UTC hour, brand and topic, kept by triggers.
+
+    Written only by the database (migration 0006): every change of a classification, or of a
+    mention's counting columns, inserts its signed contribution; ``earful alerts`` sums a key's
+    rows and folds the fresh ones into one (:mod:`earful.pipeline.rollup`). ``topic`` is ``''``
+    for the brand as a whole; a topic row counts the mentions negative about it (``total`` 0).
+    """
+
+    __tablename__ = "hourly_count"
+    __table_args__ = (
+        Index("ix_hourly_count_read", "model_version", "topic", "hour", "brand_id", "negative", "total"),
+        Index(
+            "ix_hourly_count_fresh",
+            "model_version",
+            "hour",
+            "brand_id",
+            "topic",
+            sqlite_where=text("NOT compacted"),
+            postgresql_where=text("NOT compacted"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    model_version: Mapped[str] = mapped_column(String(100))
+    hour: Mapped[int] = mapped_column(BigInteger)  # hours since 1970-01-01 00:00 UTC
+    brand_id: Mapped[int] = mapped_column(BigInteger)
+    topic: Mapped[str] = mapped_column(String(100))
+    negative: Mapped[int] = mapped_column(Integer)
+    total: Mapped[int] = mapped_column(Integer)
+    compacted: Mapped[bool] = mapped_column(Boolean)
+
+
 class Alert(Base):
     """A detected spike (or source health problem); ``dedup_key`` keeps it to one alert."""
 

@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from earful.pipeline.alerts import count_hours
 from earful.pipeline.config import Config, load_config_text
+from earful.pipeline.counts import count_hours_direct
 from earful.pipeline.db import Database
 from earful.pipeline.report import build_report
 from earful.pipeline.schema import Classification
@@ -109,7 +109,7 @@ def mention_reads(lines: list[str]) -> list[str]:
 
 def test_alert_counts_read_only_covering_and_partial_indexes(setup: tuple[Database, Config]) -> None:
     db, _ = setup
-    found = plans(db, lambda: count_hours(db, VERSION, AT - timedelta(weeks=6), AT))
+    found = plans(db, lambda: count_hours_direct(db, VERSION, AT - timedelta(weeks=6), AT))
     assert len(found) == 2
     for statement, lines in found:
         reads = mention_reads(lines)
