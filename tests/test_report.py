@@ -22,14 +22,12 @@ from earful.pipeline import stats, trends
 from earful.pipeline.cli import cli
 from earful.pipeline.config import Config, ReportSettings
 from earful.pipeline.db import Database
+from earful.pipeline.render import csv_cell, render_html, safe_link
 from earful.pipeline.report import (
     BrandReport,
     build_report,
-    csv_cell,
     default_out_dir,
     find_brands,
-    render_html,
-    safe_link,
     write_reports,
 )
 from earful.pipeline.schema import Classification, Report
