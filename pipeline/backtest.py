@@ -41,6 +41,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from scipy import stats
 
 from earful.pipeline.detect import HOUR, Cooldown, Rule, Series, cooldown_key, decide_arrays, scan
 from earful.pipeline.errors import InputError
@@ -121,6 +122,9 @@ class History:
     incidents: list[Incident] = field(default_factory=list)
     benign: list[Incident] = field(default_factory=list)  # synthetic: the benign bursts
     levels: dict[str, float] = field(default_factory=dict)  # synthetic: mean negatives/hour
+    # Synthetic: each series' true expected negatives an hour without the spikes (all the
+    # generator's noise but the last Poisson draw), for the oracle reference.
+    expected: npt.NDArray[np.float64] | None = None
 
     @property
     def hours(self) -> int:
@@ -191,7 +195,7 @@ class BacktestResult:
         """The flat figures ``earful backtest --json`` prints (baselines prefixed)."""
         out: dict[str, Any] = {}
         for method, score in self.scores.items():
-            prefix = "" if method == "ours" else f"baseline_{method}_"
+            prefix = {"ours": "", "oracle": "reference_oracle_"}.get(method, f"baseline_{method}_")
             if self.synthetic:
                 headline = score.by_size.get(HEADLINE_SIZE, score)
                 out[prefix + "detection_rate"] = _num(headline.fast_rate)
@@ -212,7 +216,10 @@ class BacktestResult:
             out[f"incidents_{HEADLINE_SIZE:g}x_{band}"] = sub.incidents
             out[f"false_alarms_per_brand_month_{band}"] = _num(sub.false_alarms_per_brand_month)
         for name, value in self.thresholds.items():
-            out[f"baseline_{name}_matched_threshold"] = value
+            if name == "oracle":
+                out["reference_oracle_alpha"] = value
+            else:
+                out[f"baseline_{name}_matched_threshold"] = value
         out["brands"] = self.brands
         out["hours"] = self.hours
         return out
@@ -271,6 +278,7 @@ def synthetic_history(
     weekly = np.where(day % 7 >= 5, g["weekend"], 1.0)
     shape = daily * weekly / (daily * weekly)[: 168 * (hours // 168) or hours].mean()
     keys: list[tuple[str, str | None]] = []
+    expected: list[npt.NDArray[np.float64]] = []
     negatives: list[npt.NDArray[np.int64]] = []
     totals: list[npt.NDArray[np.int64]] = []
     incidents: list[Incident] = []
@@ -350,10 +358,12 @@ def synthetic_history(
             n += 1
             t += length + int(g["spike_gap_h"]) + int(rng.integers(0, int(g["spike_gap_spread_h"])))
         keys.append((brand, None))
+        expected.append(neg_rate)
         negatives.append(neg.sum(axis=0))
         totals.append(neg.sum(axis=0) + other.sum(axis=0))
         for i in range(topics):
             keys.append((brand, f"topic-{i + 1}"))
+            expected.append(volume * parts[i] * p_neg[i])
             negatives.append(neg[i])
             totals.append(neg[i] + other[i])
     return History(
@@ -366,6 +376,7 @@ def synthetic_history(
         incidents=incidents,
         benign=benign,
         levels=levels,
+        expected=np.stack(expected),
     )
 
 
@@ -559,6 +570,33 @@ def alerts_lasthour(history: History, rule: Rule, factor: float = 2.0) -> list[A
     return _cool(history, _pad_left(fire, 12, y.shape[1]), rule.cooldown_hours)
 
 
+#: The oracle's windows (hours ending at the run) and its false-alarm budget: the issue's.
+ORACLE_WINDOWS = (1, 2, 3)
+ORACLE_FALSE_ALARMS_PER_BRAND_MONTH = 1.0
+
+
+def alerts_oracle(history: History, rule: Rule, alpha: float) -> list[Alert]:
+    """Reference, synthetic history only: a rule that knows each hour's true expected
+    negatives (``history.expected``: the generator's seasonality, drift, volume noise, share
+    wander and benign bursts, all but the final Poisson draw and the spikes). It flags a series
+    when the negatives of the last 1, 2 or 3 hours are improbably many for that known rate
+    (Poisson upper tail below ``alpha``) and reach ``min_count``. No real rule knows the rate,
+    so what the oracle misses at a false-alarm rate, a rule that sees only counts misses too:
+    an estimate of the ceiling."""
+    if history.expected is None:
+        raise ValueError("the oracle needs a synthetic history (its true expected counts)")
+    y = history.negative.astype(np.float64)
+    fire = np.zeros(y.shape, dtype=bool)
+    for w in ORACLE_WINDOWS:
+        kernel = np.ones(w)
+        obs = np.array([np.convolve(row, kernel)[: y.shape[1]] for row in y])
+        exp = np.array([np.convolve(row, kernel)[: y.shape[1]] for row in history.expected])
+        tail = stats.poisson.sf(obs - 1, np.maximum(exp, 1e-9))
+        fire |= (tail < alpha) & (obs >= rule.min_count)
+    fire[:, : max(ORACLE_WINDOWS)] = False
+    return _cool(history, fire, rule.cooldown_hours)
+
+
 def _rolling(y: npt.NDArray[np.float64], n: int) -> npt.NDArray[np.float64]:
     """For each hour t >= n, the n hours before it: shape (series, hours - n, n)."""
     windows = np.lib.stride_tricks.sliding_window_view(y, n, axis=1)
@@ -696,6 +734,16 @@ def backtest(
         thresholds[name] = float(value)
     for name, s in scores.items():
         logger.info("%s: %d detected of %d, %d false alarms", name, s.detected, s.incidents, s.false_alarms)
+    if history.expected is not None:
+        # The ceiling: the oracle at the issue's false-alarm budget (the largest alpha of the
+        # grid that stays within it).
+        budget = ORACLE_FALSE_ALARMS_PER_BRAND_MONTH * history.brand_months()
+        for exponent in np.arange(2.0, 12.01, 0.25):
+            oracle = score(history, alerts_oracle(history, rule, 10.0**-exponent), known, grace)
+            if oracle.false_alarms <= budget:
+                break
+        scores["oracle"] = oracle
+        thresholds["oracle"] = float(10.0**-exponent)
     by_volume: dict[str, MethodScore] = {}
     if history.levels:
         for band, low, high in VOLUME_BANDS:

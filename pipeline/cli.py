@@ -1107,6 +1107,7 @@ def backtest(
         "lasthour": "last hour > 2x (12 h)",
         "mean3sd_matched": f"mean + {result.thresholds.get('mean3sd', 0):g} sd, at our false alarms",
         "lasthour_matched": f"last hour > {result.thresholds.get('lasthour', 0):g}x, at our false alarms",
+        "oracle": "oracle: knows each hour's true rate (a ceiling)",
     }
     table = Table(title=title)
     table.add_column("method")
