@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from scipy import stats
+from scipy import stats  # type: ignore[import-untyped]
 
 from earful.pipeline.detect import HOUR, Cooldown, Rule, Series, cooldown_key, decide_arrays, scan
 from earful.pipeline.errors import InputError
