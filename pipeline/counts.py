@@ -22,6 +22,7 @@ and deleted mentions and compaction, on SQLite and PostgreSQL.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -53,7 +54,7 @@ from sqlalchemy.pool import SingletonThreadPool
 from sqlalchemy.sql.elements import ColumnElement
 
 from earful.pipeline.db import Database
-from earful.pipeline.schema import Classification, HourlyCount, Mention
+from earful.pipeline.schema import Classification, HourlyCount, HourlyTally, Mention
 
 HOUR = timedelta(hours=1)
 COUNTED_KINDS = ("review", "comment")
@@ -62,6 +63,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MENTION: Table = Mention.__table__  # type: ignore[assignment]
 _CLASSIFICATION: Table = Classification.__table__  # type: ignore[assignment]
 _HOURLY: Table = HourlyCount.__table__  # type: ignore[assignment]
+_TALLY: Table = HourlyTally.__table__  # type: ignore[assignment]
 
 
 Ints = np.ndarray[Any, np.dtype[np.int64]]
@@ -320,33 +322,45 @@ def count_hours(db: Database, version: str, start: datetime, end: datetime) -> H
 
 
 def compact(db: Database) -> int:
-    """Fold the rows the triggers added since the last call into one row per key (model
-    version, hour, brand, topic); keys that sum to nothing go. Returns the rows removed.
+    """Fold the rows the triggers added to ``hourly_count`` and ``hourly_tally`` since the last
+    call into one row per key; keys that sum to nothing go. Returns the rows removed.
 
-    One transaction: the rows deleted are exactly the rows summed (``DELETE ... RETURNING``),
-    so a classification committed meanwhile by another process keeps its own row and is folded
-    next time; nothing is counted twice or lost.
+    One transaction per table: the rows deleted are exactly the rows summed (``DELETE ...
+    RETURNING``), so a change committed meanwhile by another process keeps its own row and is
+    folded next time; nothing is counted twice or lost.
     """
-    h = _HOURLY
-    key = (h.c.model_version, h.c.hour, h.c.brand_id, h.c.topic)
-    fresh = select(*key).where(h.c.compacted == false()).distinct()
+    return _fold(db, _HOURLY, ("model_version", "hour", "brand_id", "topic"), ("negative", "total")) + _fold(
+        db, _TALLY, ("model_version", "hour", "brand_id", "source_id"), TALLY_VALUES
+    )
+
+
+#: The counts of ``hourly_tally``, in the order of its columns.
+TALLY_VALUES = ("positive", "neutral", "negative", "unjudged", "high_neg", "low_pos", "mentions")
+
+
+def _fold(db: Database, table: Table, key_names: Sequence[str], value_names: Sequence[str]) -> int:
+    key = [table.c[name] for name in key_names]
+    values = [table.c[name] for name in value_names]
+    fresh = select(*key).where(table.c.compacted == false()).distinct()
     with db.translate_errors(), db.engine.begin() as conn:
-        gone = conn.execute(
-            delete(h).where(tuple_(*key).in_(fresh)).returning(*key, h.c.negative, h.c.total)
-        ).all()
+        gone = conn.execute(delete(table).where(tuple_(*key).in_(fresh)).returning(*key, *values)).all()
         if not gone:
             return 0
-        sums: dict[tuple[Any, ...], list[int]] = defaultdict(lambda: [0, 0])
-        for version, hour, brand_id, topic, neg, total in gone:
-            s = sums[(version, hour, brand_id, topic)]
-            s[0] += neg
-            s[1] += total
+        width = len(key)
+        sums: dict[tuple[Any, ...], list[int]] = defaultdict(lambda: [0] * len(values))
+        for row in gone:
+            total = sums[tuple(row[:width])]
+            for k, value in enumerate(row[width:]):
+                total[k] += value
         rows = [
-            {"model_version": k[0], "hour": k[1], "brand_id": k[2], "topic": k[3], "negative": n, "total": t,
-             "compacted": True}
-            for k, (n, t) in sums.items()
-            if n or t
-        ]  # fmt: skip
+            {
+                **dict(zip(key_names, k, strict=True)),
+                **dict(zip(value_names, v, strict=True)),
+                "compacted": True,
+            }
+            for k, v in sums.items()
+            if any(v)
+        ]
         if rows:
-            conn.execute(insert(h), rows)
+            conn.execute(insert(table), rows)
     return len(gone) - len(rows)

@@ -304,6 +304,47 @@ class HourlyCount(Base):
     compacted: Mapped[bool] = mapped_column(Boolean)
 
 
+class HourlyTally(Base):
+    """Word-of-mouth mentions per model version, UTC hour, brand and source, by sentiment; kept
+    by triggers (migration 0007) for the weekly report. Version ``''`` rows count the mentions
+    themselves (``mentions``), classified or not; brand 0 is no brand."""
+
+    __tablename__ = "hourly_tally"
+    __table_args__ = (
+        Index(
+            "ix_hourly_tally_read",
+            "brand_id",
+            "model_version",
+            "hour",
+            "source_id",
+            *("positive", "neutral", "negative", "unjudged", "high_neg", "low_pos", "mentions"),
+        ),
+        Index(
+            "ix_hourly_tally_fresh",
+            "model_version",
+            "hour",
+            "brand_id",
+            "source_id",
+            sqlite_where=text("NOT compacted"),
+            postgresql_where=text("NOT compacted"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    model_version: Mapped[str] = mapped_column(String(100))
+    hour: Mapped[int] = mapped_column(BigInteger)
+    brand_id: Mapped[int] = mapped_column(BigInteger)
+    source_id: Mapped[int] = mapped_column(BigInteger)
+    positive: Mapped[int] = mapped_column(Integer)
+    neutral: Mapped[int] = mapped_column(Integer)
+    negative: Mapped[int] = mapped_column(Integer)
+    unjudged: Mapped[int] = mapped_column(Integer)
+    high_neg: Mapped[int] = mapped_column(Integer)
+    low_pos: Mapped[int] = mapped_column(Integer)
+    mentions: Mapped[int] = mapped_column(Integer)
+    compacted: Mapped[bool] = mapped_column(Boolean)
+
+
 class Alert(Base):
     """A detected spike (or source health problem); ``dedup_key`` keeps it to one alert."""
 

@@ -28,6 +28,7 @@ PostgreSQL alike; the only dialect difference is how a topic's sentiment is read
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections import defaultdict
 from collections.abc import Sequence
@@ -52,8 +53,9 @@ from sqlalchemy import (
     union_all,
 )
 
+from earful.pipeline.counts import TALLY_VALUES, epoch_hour
 from earful.pipeline.errors import EarfulError
-from earful.pipeline.schema import Classification, Mention, Source, UTCDateTime
+from earful.pipeline.schema import Classification, HourlyTally, Mention, Source, UTCDateTime
 
 WORD_OF_MOUTH = ("review", "comment")
 SYNDICATED_MIN_CHARS = 40
@@ -65,6 +67,7 @@ EXCERPT_CHARS = 600  # read from the database per example; the report shortens f
 _WEEK = re.compile(r"(\d{4})-W(\d{2})")
 _MENTION: Table = Mention.__table__  # type: ignore[assignment]
 _CLASSIFICATION: Table = Classification.__table__  # type: ignore[assignment]
+_TALLY: Table = HourlyTally.__table__  # type: ignore[assignment]
 _SOURCE: Table = Source.__table__  # type: ignore[assignment]
 
 
@@ -420,11 +423,27 @@ def source_names(conn: Connection) -> dict[int, str]:
 
 
 def weekly_tallies(conn: Connection, scope: Scope, weeks: Sequence[Week]) -> WeeklyTallies:
-    """Mentions per week, source and sentiment over ``weeks`` (consecutive), in one query."""
+    """Mentions per week, source and sentiment over ``weeks`` (consecutive): from
+    ``hourly_tally`` when it can answer (:func:`weekly_tallies_rolled`), else counted from the
+    mentions (:func:`weekly_tallies_direct`). Both give the same figures (tests/test_rollup.py)."""
+    rolled = weekly_tallies_rolled(conn, scope, weeks)
+    return rolled if rolled is not None else weekly_tallies_direct(conn, scope, weeks)
+
+
+def _weekly_rows(
+    conn: Connection, scope: Scope, weeks: Sequence[Week], only: Sequence[int] | None = None
+) -> list[Any]:
+    """(week, source_id, status, sentiment, n, high_neg, low_pos) of the counted mentions, or,
+    with ``only``, of those mention ids among the scope's word of mouth."""
     m, c = _MENTION, _CLASSIFICATION
     judged = c.c.status == "ok"
     parts = []
-    for branch in scope.counted(m, weeks[0].start, weeks[-1].end):
+    start, end = weeks[0].start, weeks[-1].end
+    if only is None:
+        branches = scope.counted(m, start, end)
+    else:  # a look-up by id each (the row conditions use no other index)
+        branches = [Branch(when(m), [m.c.id.in_(only), *scope.row_conditions(m, start, end)])]
+    for branch in branches:
         week = _week_index(branch.at, weeks)
         high_neg = case((and_(judged, c.c.sentiment == "negative", m.c.rating >= HIGH_RATING), 1), else_=0)
         low_pos = case((and_(judged, c.c.sentiment == "positive", m.c.rating <= LOW_RATING), 1), else_=0)
@@ -442,18 +461,76 @@ def weekly_tallies(conn: Connection, scope: Scope, weeks: Sequence[Week]) -> Wee
             .where(*branch.conditions)
             .group_by(week, m.c.source_id, c.c.status, c.c.sentiment)
         )
+    return list(conn.execute(union_all(*parts)))
+
+
+def _weekly(
+    conn: Connection, weeks: Sequence[Week], counts: dict[int, list[dict[str, int]]], flags: list[list[int]]
+) -> WeeklyTallies:
     names = source_names(conn)
-    counts: dict[str, list[dict[str, int]]] = defaultdict(lambda: [defaultdict(int) for _ in weeks])
-    high_neg_weeks = [0] * len(weeks)
-    low_pos_weeks = [0] * len(weeks)
-    for row in conn.execute(union_all(*parts)):
-        source = names.get(row.source_id, f"source {row.source_id}")
-        counts[source][row.week][_bucket_of(row.status, row.sentiment)] += int(row.n)
-        high_neg_weeks[row.week] += int(row.high_neg or 0)
-        low_pos_weeks[row.week] += int(row.low_pos or 0)
-    sources = {name: [_tally(w) for w in per_week] for name, per_week in sorted(counts.items())}
+    by_name: dict[str, list[dict[str, int]]] = defaultdict(lambda: [defaultdict(int) for _ in weeks])
+    for source_id, per_week in counts.items():
+        if not any(any(w.values()) for w in per_week):
+            continue
+        target = by_name[names.get(source_id, f"source {source_id}")]
+        for i, w in enumerate(per_week):
+            for bucket, n in w.items():
+                target[i][bucket] += n
+    sources = {name: [_tally(w) for w in per_week] for name, per_week in sorted(by_name.items())}
     total = [sum((per_week[i] for per_week in sources.values()), Tally()) for i in range(len(weeks))]
-    return WeeklyTallies(list(weeks), total, sources, high_neg_weeks, low_pos_weeks)
+    return WeeklyTallies(list(weeks), total, sources, flags[0], flags[1])
+
+
+def weekly_tallies_direct(conn: Connection, scope: Scope, weeks: Sequence[Week]) -> WeeklyTallies:
+    """Mentions per week, source and sentiment over ``weeks``, counted from the mentions and
+    their classifications in one query."""
+    counts: dict[int, list[dict[str, int]]] = defaultdict(lambda: [defaultdict(int) for _ in weeks])
+    flags = [[0] * len(weeks), [0] * len(weeks)]
+    for row in _weekly_rows(conn, scope, weeks):
+        counts[row.source_id][row.week][_bucket_of(row.status, row.sentiment)] += int(row.n)
+        flags[0][row.week] += int(row.high_neg or 0)
+        flags[1][row.week] += int(row.low_pos or 0)
+    return _weekly(conn, weeks, counts, flags)
+
+
+def weekly_tallies_rolled(conn: Connection, scope: Scope, weeks: Sequence[Week]) -> WeeklyTallies | None:
+    """The figures of :func:`weekly_tallies_direct` from ``hourly_tally`` (migration 0007):
+    the hours of the weeks summed per source, less the second copies of syndicated texts
+    (their few rows counted directly and taken away). ``None`` when it cannot answer: weeks
+    that do not start on a whole UTC hour (a time zone offset by a half or a quarter hour), or
+    more syndicated copies than the scope lists."""
+    if scope.syndicated is None or any(w.start.minute or w.start.second for w in weeks):
+        return None
+    starts = [epoch_hour(w.start) for w in weeks]
+    t = _TALLY
+    versions = ["", scope.version] if scope.version is not None else [""]
+    query = (
+        select(t.c.model_version, t.c.source_id, t.c.hour, *(func.sum(t.c[name]) for name in TALLY_VALUES))
+        .where(t.c.model_version.in_(versions), t.c.hour >= starts[0], t.c.hour < epoch_hour(weeks[-1].end))
+        .group_by(t.c.model_version, t.c.source_id, t.c.hour)
+    )
+    if scope.brand_id is not None:
+        query = query.where(t.c.brand_id == scope.brand_id)
+    counts: dict[int, list[dict[str, int]]] = defaultdict(lambda: [defaultdict(int) for _ in weeks])
+    flags = [[0] * len(weeks), [0] * len(weeks)]
+    for version, source_id, hour, pos, neu, neg, unjudged, high_neg, low_pos, mentions in conn.execute(query):
+        week = bisect.bisect_right(starts, hour) - 1
+        w = counts[source_id][week]
+        if version == "":
+            w["unclassified"] += int(mentions)  # less the classified ones, below
+            continue
+        for bucket, n in (("positive", pos), ("neutral", neu), ("negative", neg), ("unjudged", unjudged)):
+            w[bucket] += int(n)
+            w["unclassified"] -= int(n)
+        flags[0][week] += int(high_neg)
+        flags[1][week] += int(low_pos)
+    if scope.dropped:
+        for row in _weekly_rows(conn, scope, weeks, only=scope.dropped):
+            w = counts[row.source_id][row.week]
+            w[_bucket_of(row.status, row.sentiment)] -= int(row.n)
+            flags[0][row.week] -= int(row.high_neg or 0)
+            flags[1][row.week] -= int(row.low_pos or 0)
+    return _weekly(conn, weeks, counts, flags)
 
 
 def _topic_sentiment(conn: Connection, value: Any) -> ColumnElement[Any]:

@@ -10,6 +10,7 @@ On SQLite and PostgreSQL.
 
 from __future__ import annotations
 
+import hashlib
 import random
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -22,14 +23,16 @@ from test_alerts import AT, VERSION, Mentions, make_config
 
 from earful.pipeline.counts import Counts, compact, count_hours, count_hours_direct
 from earful.pipeline.db import Database
-from earful.pipeline.schema import Brand, Classification, HourlyCount, Mention
+from earful.pipeline.schema import Brand, Classification, HourlyCount, Mention, Source
 from earful.pipeline.store import MentionStore
+from earful.pipeline.trends import Scope, last_complete_week, weekly_tallies_direct, weekly_tallies_rolled
 
 START = AT - timedelta(weeks=3)
 OTHER = "other-model"
 SENTIMENTS = ("negative", "neutral", "positive")
 TOPICS = ("delivery", "price", "staff")
 SOURCES = {"Acme": "acme-reviews", "Globex": "globex-reviews"}
+SITES = {"Acme": ["acme-reviews", "acme-blog"], "Globex": ["globex-reviews"]}
 
 
 def plain(counts: tuple[dict[int, Counts], dict[tuple[int, str], Counts]]) -> dict[Any, dict[int, int]]:
@@ -44,7 +47,29 @@ def plain(counts: tuple[dict[int, Counts], dict[tuple[int, str], Counts]]) -> di
     return {k: v for k, v in out.items() if v}
 
 
+def assert_same_tallies(db: Database, what: str) -> None:
+    """The report's weekly tallies from hourly_tally equal those counted from the mentions, for
+    every brand and all brands, each model version and none, syndicated copies left out."""
+    last = last_complete_week("Europe/Berlin", AT)  # weeks from local midnight: 23:00 UTC
+    weeks = [last.shift(i - 3) for i in range(4)]
+    dropped = 0
+    with db.engine.connect() as conn:
+        brand_ids: list[int | None] = [None, *conn.execute(sa.select(Brand.id)).scalars()]
+        for brand_id in brand_ids:
+            for version in (VERSION, OTHER, None):
+                scope = Scope(brand_id, version, weeks[0].start, weeks[-1].end, db.dialect)
+                scope = scope.with_syndicated(conn)
+                dropped += len(scope.dropped)
+                direct = weekly_tallies_direct(conn, scope, weeks)
+                assert direct.total[-1].mentions or brand_id is not None
+                assert weekly_tallies_rolled(conn, scope, weeks) == direct, (
+                    f"{what}: hourly_tally differs for brand {brand_id}, version {version}"
+                )
+    assert dropped, "the data holds syndicated copies, which both must leave out"
+
+
 def assert_same(db: Database, what: str) -> None:
+    assert_same_tallies(db, what)
     for version in (VERSION, OTHER):
         direct = plain(count_hours_direct(db, version, START, AT + timedelta(hours=1)))
         rolled = plain(count_hours(db, version, START, AT + timedelta(hours=1)))
@@ -77,7 +102,7 @@ def seeded(db: Database, db_url: str, tmp_path: Path, monkeypatch: pytest.Monkey
             collected, when = when, None
         sentiment = rng.choice(SENTIMENTS)
         mentions.add(
-            SOURCES[brand],
+            rng.choice(SITES[brand]),
             brand,
             when,
             sentiment,
@@ -87,6 +112,12 @@ def seeded(db: Database, db_url: str, tmp_path: Path, monkeypatch: pytest.Monkey
             collected=collected,
             version=VERSION if rng.random() < 0.8 else OTHER,
         )
+        mention = mentions.rows[-1]["mention"]
+        mention["rating"] = rng.choice([None, 0.2, 0.4, 0.6, 0.8, 1.0])
+        if rng.random() < 0.08:  # the same long text on both of a brand's sites: syndicated
+            text = f"Syndicated review number {rng.randrange(12)} " + "about the service " * 10
+            mention["text"] = text
+            mention["content_hash"] = hashlib.sha256(text.encode()).hexdigest()
         row = mentions.rows[-1]["classification"]
         row["topics"] = random_topics(rng)
         if rng.random() < 0.1:
@@ -104,6 +135,7 @@ def test_hourly_counts_follow_every_change(seeded: Database) -> None:
         class_ids = list(conn.execute(sa.select(c.c.id).order_by(c.c.id)).scalars())
         mention_ids = list(conn.execute(sa.select(m.c.id).order_by(m.c.id)).scalars())
         brands = dict(conn.execute(sa.select(Brand.name, Brand.id)).tuples().all())
+        sources = dict(conn.execute(sa.select(Source.name, Source.id)).tuples().all())
 
     with db.engine.begin() as conn:  # re-scored: new sentiments and topics, some not judged now
         for cid in rng.sample(class_ids, 80):
@@ -122,13 +154,15 @@ def test_hourly_counts_follow_every_change(seeded: Database) -> None:
 
     with db.engine.begin() as conn:  # re-crawled mentions: another date, kind, brand
         for mid in rng.sample(mention_ids, 60):
-            change = rng.choice(["published", "undated", "kind", "brand", "response"])
+            change = rng.choice(["published", "undated", "kind", "brand", "response", "rating", "source"])
             options: dict[str, dict[str, Any]] = {
                 "published": {"published_at": START + timedelta(hours=rng.randrange(500))},
                 "undated": {"published_at": None},
                 "kind": {"kind": rng.choice(["review", "comment", "post"])},
                 "brand": {"brand_id": rng.choice(list(brands.values()))},
                 "response": {"is_brand_response": rng.random() < 0.5},
+                "rating": {"rating": rng.choice([None, 0.2, 1.0])},
+                "source": {"source_id": rng.choice(list(sources.values()))},
             }
             conn.execute(sa.update(m).where(m.c.id == mid).values(**options[change]))
     assert_same(db, "mentions changed")

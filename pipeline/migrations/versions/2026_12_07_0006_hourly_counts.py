@@ -36,6 +36,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from earful.pipeline.migrations.triggers import drop_triggers, hour, plpgsql_function, sqlite_body
+
 revision: str = "0006"
 down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
@@ -45,14 +47,6 @@ depends_on: str | Sequence[str] | None = None
 # time), written once per dialect. ``{m}`` is the mention (a table alias, NEW or OLD), ``{c}``
 # the classification. Frozen here: a later change of the rules is a later revision.
 _KINDS = "('review', 'comment')"
-
-
-def _hour(dialect: str, m: str) -> str:
-    when = f"coalesce({m}.published_at, {m}.collected_at)"
-    if dialect == "sqlite":
-        # SQLite stores UTC times as text, 'YYYY-MM-DD HH:MM:SS[.ffffff]'.
-        return f"CAST(strftime('%s', substr({when}, 1, 13) || ':00:00') AS INTEGER) / 3600"
-    return f"CAST(floor(extract(epoch FROM {when}) / 3600) AS BIGINT)"
 
 
 def _counted(dialect: str, m: str) -> str:
@@ -75,10 +69,10 @@ def _contribution(dialect: str, sign: str, c: str, m: str, source: str, where: s
     columns = "(model_version, hour, brand_id, topic, negative, total, compacted)"
     return [
         f"INSERT INTO hourly_count {columns} "
-        f"SELECT {c}.model_version, {_hour(dialect, m)}, {m}.brand_id, '', {negative}, {sign}1, {false} "
+        f"SELECT {c}.model_version, {hour(dialect, m)}, {m}.brand_id, '', {negative}, {sign}1, {false} "
         f"FROM {source} WHERE {condition}",
         f"INSERT INTO hourly_count {columns} "
-        f"SELECT {c}.model_version, {_hour(dialect, m)}, {m}.brand_id, t.key, {sign}1, 0, {false} "
+        f"SELECT {c}.model_version, {hour(dialect, m)}, {m}.brand_id, t.key, {sign}1, 0, {false} "
         f"FROM {source}, json_each({c}.topics) AS t "
         f"WHERE {condition} AND {_topic_sentiment(dialect, c)} = 'negative'",
     ]
@@ -102,9 +96,6 @@ _MENTION_CHANGED = " OR ".join(f"OLD.{col} IS DISTINCT FROM NEW.{col}" for col i
 
 
 def _sqlite_triggers() -> list[str]:
-    def body(statements: list[str]) -> str:
-        return "BEGIN " + " ".join(f"{s};" for s in statements) + " END"
-
     # SQLite spells IS DISTINCT FROM as IS NOT; the JSON text is compared as text.
     changed = (
         _CLASSIFICATION_CHANGED.replace("IS DISTINCT FROM", "IS NOT") + " OR OLD.topics IS NOT NEW.topics"
@@ -112,35 +103,25 @@ def _sqlite_triggers() -> list[str]:
     mention_changed = _MENTION_CHANGED.replace("IS DISTINCT FROM", "IS NOT")
     return [
         "CREATE TRIGGER hourly_count_classification_insert AFTER INSERT ON classification "
-        + body(_of_classification("sqlite", "", "NEW")),
+        + sqlite_body(_of_classification("sqlite", "", "NEW")),
         f"CREATE TRIGGER hourly_count_classification_update AFTER UPDATE ON classification WHEN {changed} "
-        + body(_of_classification("sqlite", "-", "OLD") + _of_classification("sqlite", "", "NEW")),
+        + sqlite_body(_of_classification("sqlite", "-", "OLD") + _of_classification("sqlite", "", "NEW")),
         "CREATE TRIGGER hourly_count_classification_delete AFTER DELETE ON classification "
-        + body(_of_classification("sqlite", "-", "OLD")),
+        + sqlite_body(_of_classification("sqlite", "-", "OLD")),
         f"CREATE TRIGGER hourly_count_mention_update AFTER UPDATE OF {', '.join(_MENTION_COLUMNS)} "
         f"ON mention WHEN {mention_changed} "
-        + body(_of_mention("sqlite", "-", "OLD") + _of_mention("sqlite", "", "NEW")),
+        + sqlite_body(_of_mention("sqlite", "-", "OLD") + _of_mention("sqlite", "", "NEW")),
         "CREATE TRIGGER hourly_count_mention_delete BEFORE DELETE ON mention "
-        + body(_of_mention("sqlite", "-", "OLD")),
+        + sqlite_body(_of_mention("sqlite", "-", "OLD")),
     ]
 
 
 def _postgresql_triggers() -> list[str]:
-    def function(name: str, parts: list[tuple[str, list[str]]], returns: str) -> str:
-        blocks = " ".join(
-            f"IF TG_OP IN ({ops}) THEN " + " ".join(f"{s};" for s in statements) + " END IF;"
-            for ops, statements in parts
-        )
-        return (
-            f"CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$ "
-            f"BEGIN {blocks} RETURN {returns}; END $$"
-        )
-
     classification_changed = (
         f"{_CLASSIFICATION_CHANGED} OR OLD.topics::text IS DISTINCT FROM NEW.topics::text"
     )
     return [
-        function(
+        plpgsql_function(
             "hourly_count_of_classification",
             [
                 ("'UPDATE', 'DELETE'", _of_classification("postgresql", "-", "OLD")),
@@ -148,7 +129,7 @@ def _postgresql_triggers() -> list[str]:
             ],
             "NULL",
         ),
-        function(
+        plpgsql_function(
             "hourly_count_of_mention",
             [
                 ("'UPDATE', 'DELETE'", _of_mention("postgresql", "-", "OLD")),
@@ -170,19 +151,19 @@ def _postgresql_triggers() -> list[str]:
 def _backfill(dialect: str) -> list[str]:
     """The contributions of the classifications already stored, one row per key."""
     true = "1" if dialect == "sqlite" else "true"
-    hour, counted = _hour(dialect, "m"), _counted(dialect, "m")
+    at, counted = hour(dialect, "m"), _counted(dialect, "m")
     judged = f"c.mention_id = m.id AND c.status = 'ok' AND {counted}"
     return [
         "INSERT INTO hourly_count (model_version, hour, brand_id, topic, negative, total, compacted) "
-        f"SELECT c.model_version, {hour}, m.brand_id, '', "
+        f"SELECT c.model_version, {at}, m.brand_id, '', "
         f"sum(CASE WHEN c.sentiment = 'negative' THEN 1 ELSE 0 END), count(*), {true} "
         f"FROM mention AS m JOIN classification AS c ON {judged} "
-        f"GROUP BY c.model_version, {hour}, m.brand_id",
+        f"GROUP BY c.model_version, {at}, m.brand_id",
         "INSERT INTO hourly_count (model_version, hour, brand_id, topic, negative, total, compacted) "
-        f"SELECT c.model_version, {hour}, m.brand_id, t.key, count(*), 0, {true} "
+        f"SELECT c.model_version, {at}, m.brand_id, t.key, count(*), 0, {true} "
         f"FROM mention AS m JOIN classification AS c ON {judged}, json_each(c.topics) AS t "
         f"WHERE {_topic_sentiment(dialect, 'c')} = 'negative' "
-        f"GROUP BY c.model_version, {hour}, m.brand_id, t.key",
+        f"GROUP BY c.model_version, {at}, m.brand_id, t.key",
     ]
 
 
@@ -220,19 +201,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     dialect = op.get_bind().dialect.name
-    triggers = {
-        "classification": ["insert", "update", "delete"]
-        if dialect == "sqlite"
-        else ["insert_delete", "update"],
-        "mention": ["update", "delete"],
-    }
-    for table, kinds in triggers.items():
-        for kind in kinds:
-            name = f"hourly_count_{table}_{kind}"
-            op.execute(f"DROP TRIGGER IF EXISTS {name}" + ("" if dialect == "sqlite" else f" ON {table}"))
-    if dialect != "sqlite":
-        op.execute("DROP FUNCTION IF EXISTS hourly_count_of_classification()")
-        op.execute("DROP FUNCTION IF EXISTS hourly_count_of_mention()")
+    classification = ["insert", "update", "delete"] if dialect == "sqlite" else ["insert_delete", "update"]
+    drop_triggers(dialect, "hourly_count", classification, ["update", "delete"])
     op.drop_index("ix_hourly_count_fresh", table_name="hourly_count")
     op.drop_index("ix_hourly_count_read", table_name="hourly_count")
     op.drop_table("hourly_count")
