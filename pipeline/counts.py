@@ -330,7 +330,7 @@ def compact(db: Database) -> int:
     folded next time; nothing is counted twice or lost.
     """
     return _fold(db, _HOURLY, ("model_version", "hour", "brand_id", "topic"), ("negative", "total")) + _fold(
-        db, _TALLY, ("model_version", "hour", "brand_id", "source_id"), TALLY_VALUES
+        db, _TALLY, ("model_version", "hour", "brand_id", "source_id", "topic"), TALLY_VALUES
     )
 
 

@@ -307,7 +307,8 @@ class HourlyCount(Base):
 class HourlyTally(Base):
     """Word-of-mouth mentions per model version, UTC hour, brand and source, by sentiment; kept
     by triggers (migration 0007) for the weekly report. Version ``''`` rows count the mentions
-    themselves (``mentions``), classified or not; brand 0 is no brand."""
+    themselves (``mentions``), classified or not; brand 0 is no brand. Topic rows count the
+    judged mentions about a topic by the topic's own sentiment (not judged: no sentiment)."""
 
     __tablename__ = "hourly_tally"
     __table_args__ = (
@@ -315,9 +316,20 @@ class HourlyTally(Base):
             "ix_hourly_tally_read",
             "brand_id",
             "model_version",
+            "topic",
             "hour",
             "source_id",
             *("positive", "neutral", "negative", "unjudged", "high_neg", "low_pos", "mentions"),
+        ),
+        Index(
+            "ix_hourly_tally_topics",
+            "brand_id",
+            "model_version",
+            "hour",
+            "topic",
+            *("positive", "neutral", "negative", "unjudged"),
+            sqlite_where=text("topic > ''"),
+            postgresql_where=text("topic > ''"),
         ),
         Index(
             "ix_hourly_tally_fresh",
@@ -325,6 +337,7 @@ class HourlyTally(Base):
             "hour",
             "brand_id",
             "source_id",
+            "topic",
             sqlite_where=text("NOT compacted"),
             postgresql_where=text("NOT compacted"),
         ),
@@ -335,6 +348,7 @@ class HourlyTally(Base):
     hour: Mapped[int] = mapped_column(BigInteger)
     brand_id: Mapped[int] = mapped_column(BigInteger)
     source_id: Mapped[int] = mapped_column(BigInteger)
+    topic: Mapped[str] = mapped_column(String(100))  # '': the mentions as a whole
     positive: Mapped[int] = mapped_column(Integer)
     neutral: Mapped[int] = mapped_column(Integer)
     negative: Mapped[int] = mapped_column(Integer)

@@ -438,12 +438,7 @@ def _weekly_rows(
     m, c = _MENTION, _CLASSIFICATION
     judged = c.c.status == "ok"
     parts = []
-    start, end = weeks[0].start, weeks[-1].end
-    if only is None:
-        branches = scope.counted(m, start, end)
-    else:  # a look-up by id each (the row conditions use no other index)
-        branches = [Branch(when(m), [m.c.id.in_(only), *scope.row_conditions(m, start, end)])]
-    for branch in branches:
+    for branch in _branches(scope, m, weeks, only):
         week = _week_index(branch.at, weeks)
         high_neg = case((and_(judged, c.c.sentiment == "negative", m.c.rating >= HIGH_RATING), 1), else_=0)
         low_pos = case((and_(judged, c.c.sentiment == "positive", m.c.rating <= LOW_RATING), 1), else_=0)
@@ -499,14 +494,19 @@ def weekly_tallies_rolled(conn: Connection, scope: Scope, weeks: Sequence[Week])
     (their few rows counted directly and taken away). ``None`` when it cannot answer: weeks
     that do not start on a whole UTC hour (a time zone offset by a half or a quarter hour), or
     more syndicated copies than the scope lists."""
-    if scope.syndicated is None or any(w.start.minute or w.start.second for w in weeks):
+    starts = _rollup_weeks(scope, weeks)
+    if starts is None:
         return None
-    starts = [epoch_hour(w.start) for w in weeks]
     t = _TALLY
     versions = ["", scope.version] if scope.version is not None else [""]
     query = (
         select(t.c.model_version, t.c.source_id, t.c.hour, *(func.sum(t.c[name]) for name in TALLY_VALUES))
-        .where(t.c.model_version.in_(versions), t.c.hour >= starts[0], t.c.hour < epoch_hour(weeks[-1].end))
+        .where(
+            t.c.model_version.in_(versions),
+            t.c.topic == "",
+            t.c.hour >= starts[0],
+            t.c.hour < epoch_hour(weeks[-1].end),
+        )
         .group_by(t.c.model_version, t.c.source_id, t.c.hour)
     )
     if scope.brand_id is not None:
@@ -541,11 +541,29 @@ def _topic_sentiment(conn: Connection, value: Any) -> ColumnElement[Any]:
 
 def topic_tallies(conn: Connection, scope: Scope, weeks: Sequence[Week]) -> dict[str, list[Tally]]:
     """Judged mentions per week and topic, by the topic's own sentiment (the sentences that
-    talk about it), in one query over the topics JSON (``json_each`` on both databases)."""
+    talk about it): from ``hourly_tally`` when it can answer, else counted from the topics
+    JSON (:func:`topic_tallies_direct`). Both give the same figures (tests/test_rollup.py)."""
+    rolled = topic_tallies_rolled(conn, scope, weeks)
+    return rolled if rolled is not None else topic_tallies_direct(conn, scope, weeks)
+
+
+def _branches(scope: Scope, m: Any, weeks: Sequence[Week], only: Sequence[int] | None) -> list[Branch]:
+    """The scope's counted mentions in ``weeks``; with ``only``, just those ids among its word
+    of mouth, each looked up by id (the row conditions use no other index)."""
+    start, end = weeks[0].start, weeks[-1].end
+    if only is None:
+        return scope.counted(m, start, end)
+    return [Branch(when(m), [m.c.id.in_(only), *scope.row_conditions(m, start, end)])]
+
+
+def _topic_rows(
+    conn: Connection, scope: Scope, weeks: Sequence[Week], only: Sequence[int] | None = None
+) -> list[Any]:
+    """(week, topic, sentiment, n) of the judged counted mentions (or of the ids ``only``)."""
     m, c = _MENTION, _CLASSIFICATION
     topic = func.json_each(c.c.topics).table_valued("key", "value", joins_implicitly=True).alias("t")
     parts = []
-    for branch in scope.counted(m, weeks[0].start, weeks[-1].end):
+    for branch in _branches(scope, m, weeks, only):
         week = _week_index(branch.at, weeks)
         sentiment = _topic_sentiment(conn, topic.c.value)
         parts.append(
@@ -559,11 +577,69 @@ def topic_tallies(conn: Connection, scope: Scope, weeks: Sequence[Week]) -> dict
             .where(*branch.conditions, c.c.status == "ok")
             .group_by(week, topic.c.key, sentiment)
         )
+    return list(conn.execute(union_all(*parts)))
+
+
+def _topic_bucket(sentiment: Any) -> str:
+    return str(sentiment) if sentiment in ("positive", "neutral", "negative") else "unjudged"
+
+
+def topic_tallies_direct(conn: Connection, scope: Scope, weeks: Sequence[Week]) -> dict[str, list[Tally]]:
+    """:func:`topic_tallies` counted from the topics JSON (``json_each`` on both databases)."""
     counts: dict[str, list[dict[str, int]]] = defaultdict(lambda: [defaultdict(int) for _ in weeks])
-    for row in conn.execute(union_all(*parts)):
-        bucket = row.sentiment if row.sentiment in ("positive", "neutral", "negative") else "unjudged"
-        counts[str(row.topic)][row.week][bucket] += int(row.n)
+    for row in _topic_rows(conn, scope, weeks):
+        counts[str(row.topic)][row.week][_topic_bucket(row.sentiment)] += int(row.n)
     return {name: [_tally(w) for w in per_week] for name, per_week in sorted(counts.items())}
+
+
+def _rollup_weeks(scope: Scope, weeks: Sequence[Week]) -> list[int] | None:
+    """The weeks' first hours (hours since 1970) when ``hourly_tally`` can answer for them:
+    weeks that start on whole UTC hours, syndicated copies listed; else None."""
+    if scope.syndicated is None or any(w.start.minute or w.start.second for w in weeks):
+        return None
+    return [epoch_hour(w.start) for w in weeks]
+
+
+def topic_tallies_rolled(
+    conn: Connection, scope: Scope, weeks: Sequence[Week]
+) -> dict[str, list[Tally]] | None:
+    """:func:`topic_tallies` from the topic rows of ``hourly_tally``, less the syndicated
+    copies (counted directly by id); ``None`` when the table cannot answer."""
+    starts = _rollup_weeks(scope, weeks)
+    if starts is None:
+        return None
+    if scope.version is None:
+        return {}
+    t = _TALLY
+    query = (
+        select(
+            t.c.topic,
+            t.c.hour,
+            *(func.sum(t.c[name]) for name in ("positive", "neutral", "negative", "unjudged")),
+        )
+        .where(
+            t.c.model_version == scope.version,
+            t.c.topic > "",
+            t.c.hour >= starts[0],
+            t.c.hour < epoch_hour(weeks[-1].end),
+        )
+        .group_by(t.c.topic, t.c.hour)
+    )
+    if scope.brand_id is not None:
+        query = query.where(t.c.brand_id == scope.brand_id)
+    counts: dict[str, list[dict[str, int]]] = defaultdict(lambda: [defaultdict(int) for _ in weeks])
+    for topic, hour, *values in conn.execute(query):
+        w = counts[str(topic)][bisect.bisect_right(starts, hour) - 1]
+        for bucket, n in zip(("positive", "neutral", "negative", "unjudged"), values, strict=True):
+            w[bucket] += int(n)
+    if scope.dropped:
+        for row in _topic_rows(conn, scope, weeks, only=scope.dropped):
+            counts[str(row.topic)][row.week][_topic_bucket(row.sentiment)] -= int(row.n)
+    return {
+        name: [_tally(w) for w in per_week]
+        for name, per_week in sorted(counts.items())
+        if any(any(w.values()) for w in per_week)
+    }
 
 
 def _mention_columns(m: Any, s: Any) -> list[Any]:

@@ -25,7 +25,14 @@ from earful.pipeline.counts import Counts, compact, count_hours, count_hours_dir
 from earful.pipeline.db import Database
 from earful.pipeline.schema import Brand, Classification, HourlyCount, Mention, Source
 from earful.pipeline.store import MentionStore
-from earful.pipeline.trends import Scope, last_complete_week, weekly_tallies_direct, weekly_tallies_rolled
+from earful.pipeline.trends import (
+    Scope,
+    last_complete_week,
+    topic_tallies_direct,
+    topic_tallies_rolled,
+    weekly_tallies_direct,
+    weekly_tallies_rolled,
+)
 
 START = AT - timedelta(weeks=3)
 OTHER = "other-model"
@@ -65,6 +72,12 @@ def assert_same_tallies(db: Database, what: str) -> None:
                 assert weekly_tallies_rolled(conn, scope, weeks) == direct, (
                     f"{what}: hourly_tally differs for brand {brand_id}, version {version}"
                 )
+                for span in (weeks, weeks[-2:]):
+                    topics = topic_tallies_direct(conn, scope, span)
+                    assert topics or version is None or brand_id is not None
+                    assert topic_tallies_rolled(conn, scope, span) == topics, (
+                        f"{what}: hourly_tally's topics differ for brand {brand_id}, version {version}"
+                    )
     assert dropped, "the data holds syndicated copies, which both must leave out"
 
 

@@ -35,7 +35,7 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 _COLUMNS = (
-    "(model_version, hour, brand_id, source_id, positive, neutral, negative, unjudged, "
+    "(model_version, hour, brand_id, source_id, topic, positive, neutral, negative, unjudged, "
     "high_neg, low_pos, mentions, compacted)"
 )
 _VALUES = ("positive", "neutral", "negative", "unjudged", "high_neg", "low_pos", "mentions")
@@ -83,9 +83,37 @@ def _classified(dialect: str, sign: str, c: str, m: str, source: str, where: str
     false = "0" if dialect == "sqlite" else "false"
     return (
         f"INSERT INTO hourly_tally {_COLUMNS} "
-        f"SELECT {c}.model_version, {hour(dialect, m)}, coalesce({m}.brand_id, 0), {m}.source_id, "
+        f"SELECT {c}.model_version, {hour(dialect, m)}, coalesce({m}.brand_id, 0), {m}.source_id, '', "
         f"{_values(sign, c, m)}, {false} "
         f"FROM {source} WHERE {where} AND {_word_of_mouth(dialect, m)}"
+    )
+
+
+def _topic_sentiment(dialect: str) -> str:
+    """A topic entry's own sentiment (the sentences about it), as the report reads it."""
+    return "json_extract(t.value, '$.sentiment')" if dialect == "sqlite" else "(t.value ->> 'sentiment')"
+
+
+def _topic_values(dialect: str, sign: str) -> list[str]:
+    ts = _topic_sentiment(dialect)
+    return [
+        *(f"CASE WHEN {ts} = '{s}' THEN {sign}1 ELSE 0 END" for s in ("positive", "neutral", "negative")),
+        f"CASE WHEN {ts} IN ('positive', 'neutral', 'negative') THEN 0 ELSE {sign}1 END",
+        "0",
+        "0",
+        "0",
+    ]
+
+
+def _topics(dialect: str, sign: str, c: str, m: str, source: str, where: str) -> str:
+    """One row per topic of classification ``c`` (judged ones only), by the topic's sentiment."""
+    false = "0" if dialect == "sqlite" else "false"
+    return (
+        f"INSERT INTO hourly_tally {_COLUMNS} "
+        f"SELECT {c}.model_version, {hour(dialect, m)}, coalesce({m}.brand_id, 0), {m}.source_id, t.key, "
+        f"{', '.join(_topic_values(dialect, sign))}, {false} "
+        f"FROM {source}, json_each({c}.topics) AS t "
+        f"WHERE {where} AND {c}.status = 'ok' AND {_word_of_mouth(dialect, m)}"
     )
 
 
@@ -94,18 +122,22 @@ def _mention(dialect: str, sign: str, m: str) -> str:
     false = "0" if dialect == "sqlite" else "false"
     return (
         f"INSERT INTO hourly_tally {_COLUMNS} "
-        f"SELECT '', {hour(dialect, m)}, coalesce({m}.brand_id, 0), {m}.source_id, 0, 0, 0, 0, 0, 0, {sign}1, {false} "
+        f"SELECT '', {hour(dialect, m)}, coalesce({m}.brand_id, 0), {m}.source_id, '', "
+        f"0, 0, 0, 0, 0, 0, {sign}1, {false} "
         f"WHERE {_word_of_mouth(dialect, m)}"
     )
 
 
 def _of_classification(dialect: str, sign: str, row: str) -> list[str]:
-    return [_classified(dialect, sign, row, "m", "mention AS m", f"m.id = {row}.mention_id")]
+    link = ("mention AS m", f"m.id = {row}.mention_id")
+    return [_classified(dialect, sign, row, "m", *link), _topics(dialect, sign, row, "m", *link)]
 
 
 def _of_mention(dialect: str, sign: str, row: str) -> list[str]:
+    link = ("classification AS c", f"c.mention_id = {row}.id")
     return [
-        _classified(dialect, sign, "c", row, "classification AS c", f"c.mention_id = {row}.id"),
+        _classified(dialect, sign, "c", row, *link),
+        _topics(dialect, sign, "c", row, *link),
         _mention(dialect, sign, row),
     ]
 
@@ -124,7 +156,7 @@ def _sqlite_triggers() -> list[str]:
         "CREATE TRIGGER hourly_tally_classification_insert AFTER INSERT ON classification "
         + sqlite_body(_of_classification(d, "", "NEW")),
         "CREATE TRIGGER hourly_tally_classification_update AFTER UPDATE ON classification "
-        f"WHEN {_changed(_CLASSIFICATION_COLUMNS, d)} "
+        f"WHEN {_changed(_CLASSIFICATION_COLUMNS, d)} OR OLD.topics IS NOT NEW.topics "
         + sqlite_body(_of_classification(d, "-", "OLD") + _of_classification(d, "", "NEW")),
         "CREATE TRIGGER hourly_tally_classification_delete AFTER DELETE ON classification "
         + sqlite_body(_of_classification(d, "-", "OLD")),
@@ -162,7 +194,8 @@ def _postgresql_triggers() -> list[str]:
         "CREATE TRIGGER hourly_tally_classification_insert_delete AFTER INSERT OR DELETE ON classification "
         "FOR EACH ROW EXECUTE FUNCTION hourly_tally_of_classification()",
         "CREATE TRIGGER hourly_tally_classification_update AFTER UPDATE ON classification "
-        f"FOR EACH ROW WHEN ({_changed(_CLASSIFICATION_COLUMNS, d)}) "
+        f"FOR EACH ROW WHEN ({_changed(_CLASSIFICATION_COLUMNS, d)} "
+        "OR OLD.topics::text IS DISTINCT FROM NEW.topics::text) "
         "EXECUTE FUNCTION hourly_tally_of_classification()",
         "CREATE TRIGGER hourly_tally_mention_insert AFTER INSERT ON mention "
         "FOR EACH ROW EXECUTE FUNCTION hourly_tally_of_mention()",
@@ -176,15 +209,19 @@ def _postgresql_triggers() -> list[str]:
 def _backfill(dialect: str) -> list[str]:
     true = "1" if dialect == "sqlite" else "true"
     at = hour(dialect, "m")
+    key = f"{at}, coalesce(m.brand_id, 0), m.source_id"
     summed = ", ".join(f"sum({e})" for e in _value_list("", "c", "m")[:-1])
+    topics = ", ".join(f"sum({e})" for e in _topic_values(dialect, "")[:-1])
+    joined = "FROM mention AS m JOIN classification AS c ON c.mention_id = m.id"
+    wom = _word_of_mouth(dialect, "m")
     return [
-        f"INSERT INTO hourly_tally {_COLUMNS} "
-        f"SELECT c.model_version, {at}, coalesce(m.brand_id, 0), m.source_id, {summed}, 0, {true} "
-        f"FROM mention AS m JOIN classification AS c ON c.mention_id = m.id "
-        f"WHERE {_word_of_mouth(dialect, 'm')} GROUP BY c.model_version, {at}, coalesce(m.brand_id, 0), m.source_id",
-        f"INSERT INTO hourly_tally {_COLUMNS} "
-        f"SELECT '', {at}, coalesce(m.brand_id, 0), m.source_id, 0, 0, 0, 0, 0, 0, count(*), {true} "
-        f"FROM mention AS m WHERE {_word_of_mouth(dialect, 'm')} GROUP BY {at}, coalesce(m.brand_id, 0), m.source_id",
+        f"INSERT INTO hourly_tally {_COLUMNS} SELECT c.model_version, {key}, '', {summed}, 0, {true} "
+        f"{joined} WHERE {wom} GROUP BY c.model_version, {key}",
+        f"INSERT INTO hourly_tally {_COLUMNS} SELECT c.model_version, {key}, t.key, {topics}, 0, {true} "
+        f"{joined}, json_each(c.topics) AS t WHERE {wom} AND c.status = 'ok' "
+        f"GROUP BY c.model_version, {key}, t.key",
+        f"INSERT INTO hourly_tally {_COLUMNS} SELECT '', {key}, '', 0, 0, 0, 0, 0, 0, count(*), {true} "
+        f"FROM mention AS m WHERE {wom} GROUP BY {key}",
     ]
 
 
@@ -197,6 +234,7 @@ def upgrade() -> None:
         sa.Column("hour", sa.BigInteger(), nullable=False),
         sa.Column("brand_id", sa.BigInteger(), nullable=False),  # 0: no brand
         sa.Column("source_id", sa.BigInteger(), nullable=False),
+        sa.Column("topic", sa.String(100), nullable=False),  # '': the mentions as a whole
         *(sa.Column(name, sa.Integer(), nullable=False) for name in _VALUES),
         sa.Column("compacted", sa.Boolean(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_hourly_tally")),
@@ -204,12 +242,21 @@ def upgrade() -> None:
     op.create_index(
         "ix_hourly_tally_read",
         "hourly_tally",
-        ["brand_id", "model_version", "hour", "source_id", *_VALUES],
+        ["brand_id", "model_version", "topic", "hour", "source_id", *_VALUES],
+    )
+    # The topic rows by hour (the report reads two weeks of them): partial, so that the weekly
+    # query of the whole mentions does not wade through them.
+    op.create_index(
+        "ix_hourly_tally_topics",
+        "hourly_tally",
+        ["brand_id", "model_version", "hour", "topic", "positive", "neutral", "negative", "unjudged"],
+        sqlite_where=sa.text("topic > ''"),
+        postgresql_where=sa.text("topic > ''"),
     )
     op.create_index(
         "ix_hourly_tally_fresh",
         "hourly_tally",
-        ["model_version", "hour", "brand_id", "source_id"],
+        ["model_version", "hour", "brand_id", "source_id", "topic"],
         sqlite_where=sa.text("NOT compacted"),
         postgresql_where=sa.text("NOT compacted"),
     )
@@ -224,5 +271,6 @@ def downgrade() -> None:
     classification = ["insert", "update", "delete"] if dialect == "sqlite" else ["insert_delete", "update"]
     drop_triggers(dialect, "hourly_tally", classification, ["insert", "update", "delete"])
     op.drop_index("ix_hourly_tally_fresh", table_name="hourly_tally")
+    op.drop_index("ix_hourly_tally_topics", table_name="hourly_tally")
     op.drop_index("ix_hourly_tally_read", table_name="hourly_tally")
     op.drop_table("hourly_tally")
