@@ -548,12 +548,9 @@ def load(db: Database, config: Config, data: Data) -> None:
                     f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))"
                 )
             raw.commit()
-            raw.driver_connection.autocommit = True  # type: ignore[union-attr]
-            cursor.execute("VACUUM ANALYZE mention")
-            cursor.execute("VACUUM ANALYZE classification")
-            raw.driver_connection.autocommit = False  # type: ignore[union-attr]
         finally:
             raw.close()
+        vacuum_analyze(db, "mention", "classification")
         return
     for table, columns, rows in tables:
         sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
@@ -1023,15 +1020,22 @@ def fold(db: Database) -> int:
     are then vacuumed and analysed, as autovacuum would after a rewrite of that size."""
     folded = compact(db)
     if db.dialect == "postgresql":
-        raw = db.engine.raw_connection()
-        try:
-            raw.driver_connection.autocommit = True  # type: ignore[union-attr]
-            cursor = raw.driver_connection.cursor()  # type: ignore[union-attr]
-            cursor.execute("VACUUM ANALYZE hourly_count")
-            cursor.execute("VACUUM ANALYZE hourly_tally")
-        finally:
-            raw.close()
+        vacuum_analyze(db, "hourly_count", "hourly_tally")
     return folded
+
+
+def vacuum_analyze(db: Database, *tables: str) -> None:
+    """PostgreSQL: vacuum and analyse ``tables`` (outside a transaction), as autovacuum would."""
+    raw = db.engine.raw_connection()
+    try:
+        raw.driver_connection.autocommit = True  # type: ignore[union-attr]
+        cursor = raw.driver_connection.cursor()  # type: ignore[union-attr]
+        for table in tables:
+            cursor.execute(f"VACUUM ANALYZE {table}")
+        # Back to transactions before the pool hands the connection out again.
+        raw.driver_connection.autocommit = False  # type: ignore[union-attr]
+    finally:
+        raw.close()
 
 
 def run_database(name: str, url: str, config: Config, data: Data, largest: str, repeat: int) -> Figures:

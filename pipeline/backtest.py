@@ -575,26 +575,35 @@ ORACLE_WINDOWS = (1, 2, 3)
 ORACLE_FALSE_ALARMS_PER_BRAND_MONTH = 1.0
 
 
-def alerts_oracle(history: History, rule: Rule, alpha: float) -> list[Alert]:
-    """Reference, synthetic history only: a rule that knows each hour's true expected
-    negatives (``history.expected``: the generator's seasonality, drift, volume noise, share
-    wander and benign bursts, all but the final Poisson draw and the spikes). It flags a series
-    when the negatives of the last 1, 2 or 3 hours are improbably many for that known rate
-    (Poisson upper tail below ``alpha``) and reach ``min_count``. No real rule knows the rate,
-    so what the oracle misses at a false-alarm rate, a rule that sees only counts misses too:
-    an estimate of the ceiling."""
+def oracle_tails(history: History, rule: Rule) -> npt.NDArray[np.float64]:
+    """Reference, synthetic history only: for each series and run, how improbable its last 1,
+    2 or 3 hours of negatives are for a rule that knows each hour's true expected negatives
+    (``history.expected``: the generator's seasonality, drift, volume noise, share wander and
+    benign bursts, all but the final Poisson draw and the spikes). The smallest Poisson upper
+    tail over the windows that reach ``min_count``; ``inf`` where none does. No real rule knows
+    the rate, so what the oracle misses at a false-alarm rate, a rule that sees only counts
+    misses too: an estimate of the ceiling."""
     if history.expected is None:
         raise ValueError("the oracle needs a synthetic history (its true expected counts)")
     y = history.negative.astype(np.float64)
-    fire = np.zeros(y.shape, dtype=bool)
+    smallest = np.full(y.shape, np.inf)
     for w in ORACLE_WINDOWS:
         kernel = np.ones(w)
         obs = np.array([np.convolve(row, kernel)[: y.shape[1]] for row in y])
         exp = np.array([np.convolve(row, kernel)[: y.shape[1]] for row in history.expected])
         tail = stats.poisson.sf(obs - 1, np.maximum(exp, 1e-9))
-        fire |= (tail < alpha) & (obs >= rule.min_count)
-    fire[:, : max(ORACLE_WINDOWS)] = False
-    return _cool(history, fire, rule.cooldown_hours)
+        smallest = np.minimum(smallest, np.where(obs >= rule.min_count, tail, np.inf))
+    smallest[:, : max(ORACLE_WINDOWS)] = np.inf
+    return np.asarray(smallest, dtype=np.float64)
+
+
+def alerts_oracle(
+    history: History, rule: Rule, alpha: float, tails: npt.NDArray[np.float64] | None = None
+) -> list[Alert]:
+    """The oracle's alerts: series whose :func:`oracle_tails` fall below ``alpha`` (``tails``
+    computed once when several alphas are tried)."""
+    tails = oracle_tails(history, rule) if tails is None else tails
+    return _cool(history, tails < alpha, rule.cooldown_hours)
 
 
 def _rolling(y: npt.NDArray[np.float64], n: int) -> npt.NDArray[np.float64]:
@@ -738,8 +747,9 @@ def backtest(
         # The ceiling: the oracle at the issue's false-alarm budget (the largest alpha of the
         # grid that stays within it).
         budget = ORACLE_FALSE_ALARMS_PER_BRAND_MONTH * history.brand_months()
+        tails = oracle_tails(history, rule)
         for exponent in np.arange(2.0, 12.01, 0.25):
-            oracle = score(history, alerts_oracle(history, rule, 10.0**-exponent), known, grace)
+            oracle = score(history, alerts_oracle(history, rule, 10.0**-exponent, tails), known, grace)
             if oracle.false_alarms <= budget:
                 break
         scores["oracle"] = oracle

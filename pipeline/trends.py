@@ -501,16 +501,9 @@ def weekly_tallies_rolled(conn: Connection, scope: Scope, weeks: Sequence[Week])
     versions = ["", scope.version] if scope.version is not None else [""]
     query = (
         select(t.c.model_version, t.c.source_id, t.c.hour, *(func.sum(t.c[name]) for name in TALLY_VALUES))
-        .where(
-            t.c.model_version.in_(versions),
-            t.c.topic == "",
-            t.c.hour >= starts[0],
-            t.c.hour < epoch_hour(weeks[-1].end),
-        )
+        .where(*_rolled(scope, weeks, versions, topics=False))
         .group_by(t.c.model_version, t.c.source_id, t.c.hour)
     )
-    if scope.brand_id is not None:
-        query = query.where(t.c.brand_id == scope.brand_id)
     counts: dict[int, list[dict[str, int]]] = defaultdict(lambda: [defaultdict(int) for _ in weeks])
     flags = [[0] * len(weeks), [0] * len(weeks)]
     for version, source_id, hour, pos, neu, neg, unjudged, high_neg, low_pos, mentions in conn.execute(query):
@@ -580,15 +573,11 @@ def _topic_rows(
     return list(conn.execute(union_all(*parts)))
 
 
-def _topic_bucket(sentiment: Any) -> str:
-    return str(sentiment) if sentiment in ("positive", "neutral", "negative") else "unjudged"
-
-
 def topic_tallies_direct(conn: Connection, scope: Scope, weeks: Sequence[Week]) -> dict[str, list[Tally]]:
     """:func:`topic_tallies` counted from the topics JSON (``json_each`` on both databases)."""
     counts: dict[str, list[dict[str, int]]] = defaultdict(lambda: [defaultdict(int) for _ in weeks])
     for row in _topic_rows(conn, scope, weeks):
-        counts[str(row.topic)][row.week][_topic_bucket(row.sentiment)] += int(row.n)
+        counts[str(row.topic)][row.week][_bucket_of("ok", row.sentiment)] += int(row.n)
     return {name: [_tally(w) for w in per_week] for name, per_week in sorted(counts.items())}
 
 
@@ -598,6 +587,21 @@ def _rollup_weeks(scope: Scope, weeks: Sequence[Week]) -> list[int] | None:
     if scope.syndicated is None or any(w.start.minute or w.start.second for w in weeks):
         return None
     return [epoch_hour(w.start) for w in weeks]
+
+
+def _rolled(scope: Scope, weeks: Sequence[Week], versions: Sequence[str], topics: bool) -> list[Any]:
+    """The conditions on ``hourly_tally`` for the scope's brand and weeks: the rows of
+    ``versions``, either the whole mentions' (topic ``''``) or the topics'."""
+    t = _TALLY
+    conditions = [
+        t.c.model_version.in_(versions),
+        t.c.topic > "" if topics else t.c.topic == "",
+        t.c.hour >= epoch_hour(weeks[0].start),
+        t.c.hour < epoch_hour(weeks[-1].end),
+    ]
+    if scope.brand_id is not None:
+        conditions.append(t.c.brand_id == scope.brand_id)
+    return conditions
 
 
 def topic_tallies_rolled(
@@ -611,30 +615,20 @@ def topic_tallies_rolled(
     if scope.version is None:
         return {}
     t = _TALLY
+    buckets = ("positive", "neutral", "negative", "unjudged")
     query = (
-        select(
-            t.c.topic,
-            t.c.hour,
-            *(func.sum(t.c[name]) for name in ("positive", "neutral", "negative", "unjudged")),
-        )
-        .where(
-            t.c.model_version == scope.version,
-            t.c.topic > "",
-            t.c.hour >= starts[0],
-            t.c.hour < epoch_hour(weeks[-1].end),
-        )
+        select(t.c.topic, t.c.hour, *(func.sum(t.c[name]) for name in buckets))
+        .where(*_rolled(scope, weeks, [scope.version], topics=True))
         .group_by(t.c.topic, t.c.hour)
     )
-    if scope.brand_id is not None:
-        query = query.where(t.c.brand_id == scope.brand_id)
     counts: dict[str, list[dict[str, int]]] = defaultdict(lambda: [defaultdict(int) for _ in weeks])
     for topic, hour, *values in conn.execute(query):
         w = counts[str(topic)][bisect.bisect_right(starts, hour) - 1]
-        for bucket, n in zip(("positive", "neutral", "negative", "unjudged"), values, strict=True):
+        for bucket, n in zip(buckets, values, strict=True):
             w[bucket] += int(n)
     if scope.dropped:
         for row in _topic_rows(conn, scope, weeks, only=scope.dropped):
-            counts[str(row.topic)][row.week][_topic_bucket(row.sentiment)] -= int(row.n)
+            counts[str(row.topic)][row.week][_bucket_of("ok", row.sentiment)] -= int(row.n)
     return {
         name: [_tally(w) for w in per_week]
         for name, per_week in sorted(counts.items())

@@ -21,6 +21,22 @@ def hour(dialect: str, m: str) -> str:
     return f"CAST(floor(extract(epoch FROM {when}) / 3600) AS BIGINT)"
 
 
+def word_of_mouth(dialect: str, m: str) -> str:
+    """Mention ``m`` is word of mouth: a review or comment, not the brand's own response."""
+    response = f"{m}.is_brand_response = 0" if dialect == "sqlite" else f"NOT {m}.is_brand_response"
+    return f"{m}.kind IN ('review', 'comment') AND {response}"
+
+
+def false(dialect: str) -> str:
+    return "0" if dialect == "sqlite" else "false"
+
+
+def changed(columns: Sequence[str], dialect: str) -> str:
+    """A trigger's WHEN: one of ``columns`` differs between OLD and NEW (NULLs compare)."""
+    op_ = "IS NOT" if dialect == "sqlite" else "IS DISTINCT FROM"
+    return " OR ".join(f"OLD.{col} {op_} NEW.{col}" for col in columns)
+
+
 def sqlite_body(statements: Sequence[str]) -> str:
     return "BEGIN " + " ".join(f"{s};" for s in statements) + " END"
 

@@ -36,22 +36,28 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from earful.pipeline.migrations.triggers import drop_triggers, hour, plpgsql_function, sqlite_body
+from earful.pipeline.migrations.triggers import (
+    changed,
+    drop_triggers,
+    false,
+    hour,
+    plpgsql_function,
+    sqlite_body,
+    word_of_mouth,
+)
 
 revision: str = "0006"
 down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-# The counting rules of earful.pipeline.alerts (COUNTED_KINDS, _counted, _judged, the event
+# The counting rules of earful.pipeline.counts (COUNTED_KINDS, counted, judged, the event
 # time), written once per dialect. ``{m}`` is the mention (a table alias, NEW or OLD), ``{c}``
 # the classification. Frozen here: a later change of the rules is a later revision.
-_KINDS = "('review', 'comment')"
 
 
 def _counted(dialect: str, m: str) -> str:
-    response = f"{m}.is_brand_response = 0" if dialect == "sqlite" else f"NOT {m}.is_brand_response"
-    return f"{m}.brand_id IS NOT NULL AND {m}.kind IN {_KINDS} AND {response}"
+    return f"{m}.brand_id IS NOT NULL AND {word_of_mouth(dialect, m)}"
 
 
 def _topic_sentiment(dialect: str, c: str) -> str:
@@ -63,16 +69,16 @@ def _topic_sentiment(dialect: str, c: str) -> str:
 def _contribution(dialect: str, sign: str, c: str, m: str, source: str, where: str) -> list[str]:
     """Two INSERT ... SELECT statements adding ``sign`` x the contribution of classification
     ``c`` of mention ``m`` (``source``: the FROM list that binds the one that is a table)."""
-    false = "0" if dialect == "sqlite" else "false"
+    no = false(dialect)
     negative = f"CASE WHEN {c}.sentiment = 'negative' THEN {sign}1 ELSE 0 END"
     condition = f"{where} AND {c}.status = 'ok' AND {_counted(dialect, m)}"
     columns = "(model_version, hour, brand_id, topic, negative, total, compacted)"
     return [
         f"INSERT INTO hourly_count {columns} "
-        f"SELECT {c}.model_version, {hour(dialect, m)}, {m}.brand_id, '', {negative}, {sign}1, {false} "
+        f"SELECT {c}.model_version, {hour(dialect, m)}, {m}.brand_id, '', {negative}, {sign}1, {no} "
         f"FROM {source} WHERE {condition}",
         f"INSERT INTO hourly_count {columns} "
-        f"SELECT {c}.model_version, {hour(dialect, m)}, {m}.brand_id, t.key, {sign}1, 0, {false} "
+        f"SELECT {c}.model_version, {hour(dialect, m)}, {m}.brand_id, t.key, {sign}1, 0, {no} "
         f"FROM {source}, json_each({c}.topics) AS t "
         f"WHERE {condition} AND {_topic_sentiment(dialect, c)} = 'negative'",
     ]
@@ -88,23 +94,18 @@ def _of_mention(dialect: str, sign: str, row: str) -> list[str]:
     return _contribution(dialect, sign, "c", row, "classification AS c", f"c.mention_id = {row}.id")
 
 
-_CLASSIFICATION_CHANGED = " OR ".join(
-    f"OLD.{col} IS DISTINCT FROM NEW.{col}" for col in ("model_version", "mention_id", "status", "sentiment")
-)
+_CLASSIFICATION_COLUMNS = ("model_version", "mention_id", "status", "sentiment")
 _MENTION_COLUMNS = ("brand_id", "kind", "is_brand_response", "published_at", "collected_at")
-_MENTION_CHANGED = " OR ".join(f"OLD.{col} IS DISTINCT FROM NEW.{col}" for col in _MENTION_COLUMNS)
 
 
 def _sqlite_triggers() -> list[str]:
-    # SQLite spells IS DISTINCT FROM as IS NOT; the JSON text is compared as text.
-    changed = (
-        _CLASSIFICATION_CHANGED.replace("IS DISTINCT FROM", "IS NOT") + " OR OLD.topics IS NOT NEW.topics"
-    )
-    mention_changed = _MENTION_CHANGED.replace("IS DISTINCT FROM", "IS NOT")
+    # The JSON text is compared as text.
+    classification_changed = changed(_CLASSIFICATION_COLUMNS, "sqlite") + " OR OLD.topics IS NOT NEW.topics"
+    mention_changed = changed(_MENTION_COLUMNS, "sqlite")
     return [
         "CREATE TRIGGER hourly_count_classification_insert AFTER INSERT ON classification "
         + sqlite_body(_of_classification("sqlite", "", "NEW")),
-        f"CREATE TRIGGER hourly_count_classification_update AFTER UPDATE ON classification WHEN {changed} "
+        f"CREATE TRIGGER hourly_count_classification_update AFTER UPDATE ON classification WHEN {classification_changed} "
         + sqlite_body(_of_classification("sqlite", "-", "OLD") + _of_classification("sqlite", "", "NEW")),
         "CREATE TRIGGER hourly_count_classification_delete AFTER DELETE ON classification "
         + sqlite_body(_of_classification("sqlite", "-", "OLD")),
@@ -117,9 +118,7 @@ def _sqlite_triggers() -> list[str]:
 
 
 def _postgresql_triggers() -> list[str]:
-    classification_changed = (
-        f"{_CLASSIFICATION_CHANGED} OR OLD.topics::text IS DISTINCT FROM NEW.topics::text"
-    )
+    classification_changed = f"{changed(_CLASSIFICATION_COLUMNS, 'postgresql')} OR OLD.topics::text IS DISTINCT FROM NEW.topics::text"
     return [
         plpgsql_function(
             "hourly_count_of_classification",
@@ -142,7 +141,7 @@ def _postgresql_triggers() -> list[str]:
         "CREATE TRIGGER hourly_count_classification_update AFTER UPDATE ON classification "
         f"FOR EACH ROW WHEN ({classification_changed}) EXECUTE FUNCTION hourly_count_of_classification()",
         f"CREATE TRIGGER hourly_count_mention_update AFTER UPDATE OF {', '.join(_MENTION_COLUMNS)} ON mention "
-        f"FOR EACH ROW WHEN ({_MENTION_CHANGED}) EXECUTE FUNCTION hourly_count_of_mention()",
+        f"FOR EACH ROW WHEN ({changed(_MENTION_COLUMNS, 'postgresql')}) EXECUTE FUNCTION hourly_count_of_mention()",
         "CREATE TRIGGER hourly_count_mention_delete BEFORE DELETE ON mention "
         "FOR EACH ROW EXECUTE FUNCTION hourly_count_of_mention()",
     ]

@@ -27,7 +27,15 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from earful.pipeline.migrations.triggers import drop_triggers, hour, plpgsql_function, sqlite_body
+from earful.pipeline.migrations.triggers import (
+    changed,
+    drop_triggers,
+    false,
+    hour,
+    plpgsql_function,
+    sqlite_body,
+    word_of_mouth,
+)
 
 revision: str = "0007"
 down_revision: str | None = "0006"
@@ -48,15 +56,6 @@ _MENTION_COLUMNS = (
     "collected_at",
     "rating",
 )
-
-
-def _word_of_mouth(dialect: str, m: str) -> str:
-    response = f"{m}.is_brand_response = 0" if dialect == "sqlite" else f"NOT {m}.is_brand_response"
-    return f"{m}.kind IN ('review', 'comment') AND {response}"
-
-
-def _values(sign: str, c: str, m: str) -> str:
-    return ", ".join(_value_list(sign, c, m))
 
 
 def _value_list(sign: str, c: str, m: str) -> list[str]:
@@ -80,12 +79,11 @@ def _value_list(sign: str, c: str, m: str) -> list[str]:
 
 
 def _classified(dialect: str, sign: str, c: str, m: str, source: str, where: str) -> str:
-    false = "0" if dialect == "sqlite" else "false"
     return (
         f"INSERT INTO hourly_tally {_COLUMNS} "
         f"SELECT {c}.model_version, {hour(dialect, m)}, coalesce({m}.brand_id, 0), {m}.source_id, '', "
-        f"{_values(sign, c, m)}, {false} "
-        f"FROM {source} WHERE {where} AND {_word_of_mouth(dialect, m)}"
+        f"{', '.join(_value_list(sign, c, m))}, {false(dialect)} "
+        f"FROM {source} WHERE {where} AND {word_of_mouth(dialect, m)}"
     )
 
 
@@ -107,24 +105,22 @@ def _topic_values(dialect: str, sign: str) -> list[str]:
 
 def _topics(dialect: str, sign: str, c: str, m: str, source: str, where: str) -> str:
     """One row per topic of classification ``c`` (judged ones only), by the topic's sentiment."""
-    false = "0" if dialect == "sqlite" else "false"
     return (
         f"INSERT INTO hourly_tally {_COLUMNS} "
         f"SELECT {c}.model_version, {hour(dialect, m)}, coalesce({m}.brand_id, 0), {m}.source_id, t.key, "
-        f"{', '.join(_topic_values(dialect, sign))}, {false} "
+        f"{', '.join(_topic_values(dialect, sign))}, {false(dialect)} "
         f"FROM {source}, json_each({c}.topics) AS t "
-        f"WHERE {where} AND {c}.status = 'ok' AND {_word_of_mouth(dialect, m)}"
+        f"WHERE {where} AND {c}.status = 'ok' AND {word_of_mouth(dialect, m)}"
     )
 
 
 def _mention(dialect: str, sign: str, m: str) -> str:
     """The mention itself, in the version-less row."""
-    false = "0" if dialect == "sqlite" else "false"
     return (
         f"INSERT INTO hourly_tally {_COLUMNS} "
         f"SELECT '', {hour(dialect, m)}, coalesce({m}.brand_id, 0), {m}.source_id, '', "
-        f"0, 0, 0, 0, 0, 0, {sign}1, {false} "
-        f"WHERE {_word_of_mouth(dialect, m)}"
+        f"0, 0, 0, 0, 0, 0, {sign}1, {false(dialect)} "
+        f"WHERE {word_of_mouth(dialect, m)}"
     )
 
 
@@ -142,11 +138,6 @@ def _of_mention(dialect: str, sign: str, row: str) -> list[str]:
     ]
 
 
-def _changed(columns: Sequence[str], dialect: str) -> str:
-    op_ = "IS NOT" if dialect == "sqlite" else "IS DISTINCT FROM"
-    return " OR ".join(f"OLD.{col} {op_} NEW.{col}" for col in columns)
-
-
 _CLASSIFICATION_COLUMNS = ("model_version", "mention_id", "status", "sentiment")
 
 
@@ -156,14 +147,14 @@ def _sqlite_triggers() -> list[str]:
         "CREATE TRIGGER hourly_tally_classification_insert AFTER INSERT ON classification "
         + sqlite_body(_of_classification(d, "", "NEW")),
         "CREATE TRIGGER hourly_tally_classification_update AFTER UPDATE ON classification "
-        f"WHEN {_changed(_CLASSIFICATION_COLUMNS, d)} OR OLD.topics IS NOT NEW.topics "
+        f"WHEN {changed(_CLASSIFICATION_COLUMNS, d)} OR OLD.topics IS NOT NEW.topics "
         + sqlite_body(_of_classification(d, "-", "OLD") + _of_classification(d, "", "NEW")),
         "CREATE TRIGGER hourly_tally_classification_delete AFTER DELETE ON classification "
         + sqlite_body(_of_classification(d, "-", "OLD")),
         "CREATE TRIGGER hourly_tally_mention_insert AFTER INSERT ON mention "
         + sqlite_body([_mention(d, "", "NEW")]),
         f"CREATE TRIGGER hourly_tally_mention_update AFTER UPDATE OF {', '.join(_MENTION_COLUMNS)} ON mention "
-        f"WHEN {_changed(_MENTION_COLUMNS, d)} "
+        f"WHEN {changed(_MENTION_COLUMNS, d)} "
         + sqlite_body(_of_mention(d, "-", "OLD") + _of_mention(d, "", "NEW")),
         "CREATE TRIGGER hourly_tally_mention_delete BEFORE DELETE ON mention "
         + sqlite_body(_of_mention(d, "-", "OLD")),
@@ -194,13 +185,13 @@ def _postgresql_triggers() -> list[str]:
         "CREATE TRIGGER hourly_tally_classification_insert_delete AFTER INSERT OR DELETE ON classification "
         "FOR EACH ROW EXECUTE FUNCTION hourly_tally_of_classification()",
         "CREATE TRIGGER hourly_tally_classification_update AFTER UPDATE ON classification "
-        f"FOR EACH ROW WHEN ({_changed(_CLASSIFICATION_COLUMNS, d)} "
+        f"FOR EACH ROW WHEN ({changed(_CLASSIFICATION_COLUMNS, d)} "
         "OR OLD.topics::text IS DISTINCT FROM NEW.topics::text) "
         "EXECUTE FUNCTION hourly_tally_of_classification()",
         "CREATE TRIGGER hourly_tally_mention_insert AFTER INSERT ON mention "
         "FOR EACH ROW EXECUTE FUNCTION hourly_tally_of_mention()",
         f"CREATE TRIGGER hourly_tally_mention_update AFTER UPDATE OF {', '.join(_MENTION_COLUMNS)} ON mention "
-        f"FOR EACH ROW WHEN ({_changed(_MENTION_COLUMNS, d)}) EXECUTE FUNCTION hourly_tally_of_mention()",
+        f"FOR EACH ROW WHEN ({changed(_MENTION_COLUMNS, d)}) EXECUTE FUNCTION hourly_tally_of_mention()",
         "CREATE TRIGGER hourly_tally_mention_delete BEFORE DELETE ON mention "
         "FOR EACH ROW EXECUTE FUNCTION hourly_tally_of_mention()",
     ]
@@ -213,7 +204,7 @@ def _backfill(dialect: str) -> list[str]:
     summed = ", ".join(f"sum({e})" for e in _value_list("", "c", "m")[:-1])
     topics = ", ".join(f"sum({e})" for e in _topic_values(dialect, "")[:-1])
     joined = "FROM mention AS m JOIN classification AS c ON c.mention_id = m.id"
-    wom = _word_of_mouth(dialect, "m")
+    wom = word_of_mouth(dialect, "m")
     return [
         f"INSERT INTO hourly_tally {_COLUMNS} SELECT c.model_version, {key}, '', {summed}, 0, {true} "
         f"{joined} WHERE {wom} GROUP BY c.model_version, {key}",
