@@ -8,7 +8,6 @@ exit status 1; ``--debug`` shows the traceback instead.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import os
@@ -16,97 +15,31 @@ import secrets
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeRemainingColumn,
-)
 from rich.table import Table
 
 from earful.pipeline import __version__
-from earful.pipeline.config import Config, default_config_path, example_config_text, load_config
+from earful.pipeline.cli_common import (
+    EarfulGroup,
+    State,
+    byte_progress,
+    console,
+    err_console,
+    jsonable,
+    local_time,
+    state_of,
+)
+from earful.pipeline.cli_insight import alerts, backtest
+from earful.pipeline.cli_model import classify, eval_
+from earful.pipeline.config import Config, default_config_path, example_config_text
 from earful.pipeline.db import Database, safe_url
 from earful.pipeline.errors import EarfulError
 from earful.pipeline.log import setup_logging
 
 logger = logging.getLogger(__name__)
-console = Console()
-if not console.is_terminal:
-    console.width = 160  # piped output: keep table rows on one line
-err_console = Console(stderr=True)
-
-
-@dataclasses.dataclass
-class State:
-    config_path: Path | None
-    debug: bool
-    database_env: bool = True  # whether EARFUL_DATABASE_URL may override the file
-    _config: Config | None = None
-
-    @property
-    def config(self) -> Config:
-        if self._config is None:
-            self._config = load_config(self.config_path, database_env=self.database_env)
-        return self._config
-
-    def database(self, *, current: bool = True, sync: bool = True) -> Database:
-        """The configured database; by default checked to be at this Earful's revision and
-        with brands and sources synced from the config."""
-        cfg = self.config
-        db = Database(cfg.database.url, busy_timeout_s=cfg.database.busy_timeout_s, echo=cfg.database.echo)
-        if current:
-            db.require_current()
-        if sync:
-            from earful.pipeline.store import MentionStore
-
-            MentionStore(db, cfg).sync_config()
-        return db
-
-
-class EarfulGroup(click.Group):
-    """Turns every error into one readable line unless ``--debug`` is given."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except (click.ClickException, click.exceptions.Exit, click.Abort):
-            raise
-        except KeyboardInterrupt:
-            if _debug(ctx):
-                raise
-            err_console.print("Interrupted. What was stored is kept; run the command again to finish.")
-            ctx.exit(130)
-        except EarfulError as exc:
-            if _debug(ctx):
-                raise
-            raise click.ClickException(str(exc)) from None
-        except Exception as exc:
-            if _debug(ctx):
-                raise
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-            raise click.ClickException(
-                f"unexpected {type(exc).__name__}: {first} (run with --debug for the traceback)"
-            ) from None
-
-
-def _debug(ctx: click.Context) -> bool:
-    root = ctx.find_root()
-    return bool(root.params.get("debug")) or os.environ.get("EARFUL_DEBUG") == "1"
-
-
-def _state(ctx: click.Context) -> State:
-    state = ctx.find_object(State)
-    assert state is not None
-    return state
 
 
 @click.group(cls=EarfulGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -136,7 +69,7 @@ def cli(ctx: click.Context, config_path: Path | None, debug: bool, verbose: int)
 @click.pass_context
 def init(ctx: click.Context, force: bool) -> None:
     """Write a commented example config (if none exists) and create or upgrade the database."""
-    state = _state(ctx)
+    state = state_of(ctx)
     path = state.config_path or default_config_path()
     if path.exists() and not force:
         click.echo(f"Config {path} exists; kept it (--force overwrites it with the example).")
@@ -190,7 +123,7 @@ def db() -> None:
 @click.pass_context
 def db_upgrade(ctx: click.Context, revision: str) -> None:
     """Migrate the database to REVISION (default: the newest). Never drops data."""
-    database = _state(ctx).database(current=False, sync=False)
+    database = state_of(ctx).database(current=False, sync=False)
     before = database.current_revision()
     database.upgrade(revision)
     after = database.current_revision()
@@ -204,7 +137,7 @@ def db_upgrade(ctx: click.Context, revision: str) -> None:
 @click.pass_context
 def db_current(ctx: click.Context) -> None:
     """Show the database's revision and the one this Earful expects."""
-    database = _state(ctx).database(current=False, sync=False)
+    database = state_of(ctx).database(current=False, sync=False)
     current, head = database.current_revision(), database.head_revision()
     state = "up to date" if current == head else "run `earful db upgrade`"
     click.echo(f"{safe_url(database.url)}: revision {current or 'none'} (expected {head}; {state})")
@@ -218,9 +151,30 @@ def db_downgrade(ctx: click.Context, revision: str, yes: bool) -> None:
     """Migrate the database back to REVISION ('base' drops everything). Needs --yes."""
     if not yes:
         raise click.UsageError("downgrading drops tables and their data; add --yes to confirm")
-    database = _state(ctx).database(current=False, sync=False)
+    database = state_of(ctx).database(current=False, sync=False)
     database.downgrade(revision)
     click.echo(f"Downgraded {safe_url(database.url)} to {database.current_revision() or 'empty'}.")
+
+
+@db.command("recount")
+@click.pass_context
+def db_recount(ctx: click.Context) -> None:
+    """Count the trigger-kept tables again from the stored mentions.
+
+    hourly_count (the alert check's counts), hourly_tally (the report's) and the mentions'
+    has_copies flags (syndicated texts) are kept by triggers in the transaction of every
+    change. Run this after changing mentions or classifications with the triggers disabled,
+    or after restoring only some tables. Writers wait while it runs; nothing is lost.
+    """
+    from earful.pipeline.counts import recount
+
+    database = state_of(ctx).database(sync=False)
+    done = recount(database)
+    click.echo(
+        f"Recounted {safe_url(database.url)} in {done.seconds:.1f} s: "
+        f"hourly_count {done.hourly_count:,} rows, hourly_tally {done.hourly_tally:,} rows, "
+        f"{done.flagged:,} mentions with a copy on another source."
+    )
 
 
 # --------------------------------------------------------------------------- import
@@ -244,9 +198,9 @@ def import_(ctx: click.Context, file: Path, source: str | None, fmt: str | None,
     """
     from earful.pipeline.importer import import_file
 
-    state = _state(ctx)
+    state = state_of(ctx)
     database = state.database()
-    with _progress(file.name, file.stat().st_size) as advance:
+    with byte_progress(file.name, file.stat().st_size) as advance:
         result = import_file(database, state.config, file, source=source, fmt=fmt, progress=advance)
     stored = result.stored
     click.echo(
@@ -265,132 +219,7 @@ def import_(ctx: click.Context, file: Path, source: str | None, fmt: str | None,
         ctx.exit(2)
 
 
-@contextmanager
-def _progress(label: str, total: int) -> Iterator[Any]:
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        DownloadColumn(),
-        TimeRemainingColumn(),
-        console=err_console,
-        transient=True,
-        disable=not err_console.is_terminal,
-    ) as bar:
-        task = bar.add_task(label, total=total)
-        yield lambda done: bar.update(task, completed=done)
-
-
-# ------------------------------------------------------------------------- classify
-
-
-# Model options shared by `earful classify` and `earful eval`.
-threads_option = click.option(
-    "--threads",
-    type=click.IntRange(1, 1024),
-    help="CPU threads for the model [default: classifier.threads, else every core].",
-)
-batch_size_option = click.option(
-    "--batch-size",
-    type=click.IntRange(1, 4096),
-    help="Texts per model batch [default: classifier.batch_size].",
-)
-
-
-@cli.command()
-@click.option(
-    "--rescore", is_flag=True, help="Recompute this model version's rows too (other versions' rows stay)."
-)
-@click.option("--limit", type=click.IntRange(min=1), help="Classify at most N mentions.")
-@batch_size_option
-@threads_option
-@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
-@click.pass_context
-def classify(
-    ctx: click.Context,
-    rescore: bool,
-    limit: int | None,
-    batch_size: int | None,
-    threads: int | None,
-    as_json: bool,
-) -> None:
-    """Classify the sentiment and topics of every mention the current model has not classified.
-
-    One row per mention and model version, committed every classifier.commit_every mentions:
-    an interrupted run keeps what it stored and the next run goes on from there. Texts the
-    model cannot judge (empty, emoji only, another language) are stored with their status.
-    """
-    from earful.pipeline.classify import classify_mentions, load_classifier
-
-    state = _state(ctx)
-    database = state.database()
-    cfg = state.config
-    overrides = {k: v for k, v in (("batch_size", batch_size), ("threads", threads)) if v is not None}
-    if overrides:
-        cfg = cfg.model_copy(update={"classifier": cfg.classifier.model_copy(update=overrides)})
-    with err_console.status("loading the classifier ..."):
-        clf = load_classifier(cfg)
-    with _count_progress("classifying") as advance:
-        result = classify_mentions(database, cfg, clf, rescore=rescore, limit=limit, progress=advance)
-    if as_json:
-        click.echo(json.dumps(_jsonable(result)))
-        return
-    if not result.classified and not result.skipped:
-        click.echo(f"Nothing to classify: every mention has a classification by {result.version}.")
-        return
-    sentiments = ", ".join(f"{n:,} {label}" for label, n in result.sentiments.items())
-    line = (
-        f"Classified {result.classified:,} mentions with {result.version} in {result.seconds:.1f} s "
-        f"({result.texts_per_s:.1f} texts/s): {sentiments}"
-    )
-    unjudged = {k: v for k, v in result.unjudged.items() if v}
-    if unjudged:
-        line += (
-            f"; {sum(unjudged.values()):,} not judged ("
-            + ", ".join(f"{n:,} {status}" for status, n in unjudged.items())
-            + ")"
-        )
-    click.echo(line + ".")
-    if result.rescored:
-        click.echo(f"{result.rescored:,} of them were recomputed (--rescore); other versions' rows are kept.")
-    if result.skipped:
-        click.echo(f"{result.skipped:,} were classified by another run meanwhile and left as they were.")
-    if result.remaining:
-        click.echo(f"{result.remaining:,} mentions are still to classify: run `earful classify` again.")
-
-
-@contextmanager
-def _count_progress(label: str) -> Iterator[Any]:
-    """A progress bar counting items (on a terminal only): yields ``advance(done, total)``."""
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=err_console,
-        transient=True,
-        disable=not err_console.is_terminal,
-    ) as bar:
-        task = bar.add_task(label, total=None)
-        yield lambda done, total: bar.update(task, completed=done, total=total)
-
-
 # --------------------------------------------------------------------------- status
-
-
-def _jsonable(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {k: _jsonable(v) for k, v in dataclasses.asdict(value).items()}
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, datetime):
-        return value.isoformat()
-    return value
-
-
-def _when(value: datetime | None, cfg: Config) -> str:
-    return value.astimezone(cfg.tz).strftime("%Y-%m-%d %H:%M") if value else "-"
 
 
 @cli.command()
@@ -400,11 +229,11 @@ def status(ctx: click.Context, as_json: bool) -> None:
     """Mentions per source, each source's last run and its counts, and broken sources."""
     from earful.pipeline.status import source_statuses
 
-    state = _state(ctx)
+    state = state_of(ctx)
     database = state.database()
     statuses = source_statuses(database)
     if as_json:
-        click.echo(json.dumps([_jsonable(s) for s in statuses], indent=2))
+        click.echo(json.dumps([jsonable(s) for s in statuses], indent=2))
         return
     cfg = state.config
     table = Table(title=f"Earful status ({cfg.timezone})")
@@ -430,7 +259,7 @@ def status(ctx: click.Context, as_json: bool) -> None:
             s.kind,
             s.brand or "-",
             f"{s.mentions:,}",
-            _when(run.started_at, cfg) if run else "never",
+            local_time(run.started_at, cfg) if run else "never",
             run.kind if run else "-",
             run.status if run else "-",
             *counts,
@@ -463,10 +292,10 @@ def sources_list(ctx: click.Context, as_json: bool) -> None:
     """List sources: kind, spider, brand, schedule, start URLs, enabled."""
     from earful.pipeline.status import source_statuses
 
-    statuses = source_statuses(_state(ctx).database())
+    statuses = source_statuses(state_of(ctx).database())
     if as_json:
         keys = ("name", "kind", "spider", "brand", "schedule", "enabled", "start_urls", "mentions")
-        click.echo(json.dumps([{k: _jsonable(getattr(s, k)) for k in keys} for s in statuses], indent=2))
+        click.echo(json.dumps([{k: jsonable(getattr(s, k)) for k in keys} for s in statuses], indent=2))
         return
     table = Table(title="Sources")
     for column in ("name", "kind", "spider", "brand", "schedule", "enabled", "start URLs"):
@@ -511,7 +340,7 @@ def crawl(
     """
     from earful.pipeline.crawl import crawl_sources, enabled_sources
 
-    state = _state(ctx)
+    state = state_of(ctx)
     state.database()  # checks the revision and syncs the config first
     names = enabled_sources(state.config, list(sources))
     if not names:
@@ -532,7 +361,7 @@ def crawl(
             if left:
                 spinner.update(f"crawling {', '.join(left)} ...")
             if as_json:
-                click.echo(json.dumps(_jsonable(outcome)))
+                click.echo(json.dumps(jsonable(outcome)))
             else:
                 click.echo(
                     f"[{i}/{len(names)}] {outcome.source}: {outcome.status} in {outcome.seconds:.1f} s, "
@@ -569,7 +398,7 @@ def spider_test(
     from earful.pipeline.store import normalise_rating
     from earful.spiders.check import extract_auto, extract_with_source
 
-    state = _state(ctx)
+    state = state_of(ctx)
     if auto:
         if len(args) != 1:
             raise click.UsageError(
@@ -614,223 +443,6 @@ def spider_test(
             click.echo(f"    {text[:200]}{'...' if len(text) > 200 else ''}")
     if not as_json:
         click.echo(f"{len(found)} mention(s) found.")
-
-
-# ----------------------------------------------------------------------------- eval
-
-
-@cli.command("eval")
-@click.option(
-    "--data",
-    "data_file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="A CSV file with the columns text,label to evaluate on instead of the bundled test sets "
-    "(labels negative/neutral/positive, 0/1 or 0/1/2).",
-)
-@click.option(
-    "--topics",
-    is_flag=True,
-    help="Evaluate the topic model instead: MAMS aspect categories and airline complaint reasons.",
-)
-@click.option(
-    "--data-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="The labelled data sets [default: $EARFUL_DATA_DIR, else the repository's ../shared/data].",
-)
-@click.option(
-    "--model",
-    "model_path",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="A model directory [default: classifier.model, else the model that ships with Earful].",
-)
-@click.option(
-    "--runtime",
-    type=click.Choice(["torch", "onnx", "onnx-int8"]),
-    default="torch",
-    show_default=True,
-    help="How Earful's own model runs: torch (the model card's figures), or as classifier.runtime "
-    "runs it (onnx-int8 is the default of `earful classify`).",
-)
-@threads_option
-@batch_size_option
-@click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON line instead of tables.")
-@click.pass_context
-def eval_(
-    ctx: click.Context,
-    data_file: Path | None,
-    topics: bool,
-    data_dir: Path | None,
-    model_path: Path | None,
-    runtime: str,
-    threads: int | None,
-    batch_size: int | None,
-    as_json: bool,
-) -> None:
-    """Measure the sentiment model on labelled data it never trained on, next to the VADER
-    lexicon: accuracy, macro-F1 and binary accuracy (negative vs positive on the rows that are
-    not neutral). Needs no database.
-
-    Without --data: the held-back test splits of the bundled data sets (reviews first). With
-    --data FILE.csv: that file. With --topics: the topic model's F1 instead.
-    """
-    from earful.models import evaluate as ev
-    from earful.models.data import DataMissing
-    from earful.pipeline.errors import InputError, ModelError, ModelNotFound
-
-    if data_file is not None and topics:
-        raise click.UsageError("--topics evaluates on the bundled data sets; it does not take --data")
-    labelled = None
-    if data_file is not None:
-        if not data_file.is_file():
-            raise InputError(
-                f"{data_file} does not exist (--data wants a CSV file with the columns text,label)"
-            )
-        try:
-            labelled = ev.read_csv(data_file)
-            gold, binary = ev.parse_labels(labelled.labels, labelled.lines)
-        except ev.EvalDataError as exc:
-            raise InputError(
-                str(exc) if str(exc).startswith(str(data_file)) else f"{data_file} {exc}"
-            ) from None
-    else:
-        try:
-            ev.check_data_dir(data_dir)
-        except DataMissing as exc:
-            raise InputError(str(exc)) from None
-
-    def say(message: str) -> None:  # progress goes to stderr; stdout has the figures only
-        click.echo(message, err=True)
-
-    settings = _state(ctx).config.classifier
-    model_dir = model_path or settings.model
-    if model_dir is not None and not model_dir.exists():
-        setting = "--model" if model_path else "classifier.model"
-        raise ModelNotFound(f"{setting}: {model_dir} does not exist")
-    from earful.models import encoder as enc
-    from earful.models import sentiment
-
-    enc.set_threads(threads or settings.threads)
-    batch = batch_size or settings.batch_size
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    say(f"Loading {'model ' + str(model_dir) if model_dir else 'the shipped model'} ...")
-    try:
-        model = sentiment.load(model_dir, dict(settings.labels) or None)
-    except Exception as exc:
-        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        detail = detail.removeprefix(f"{model_dir}: ") if model_dir else detail
-        raise ModelError(f"cannot load the model {model_dir or '(shipped)'}: {detail}") from None
-    if runtime != "torch" and isinstance(model, sentiment.EarfulSentiment):
-        model.use_onnx(quantize=runtime == "onnx-int8", threads=threads or settings.threads)
-    from earful.models.topics import TaxonomyError
-
-    try:
-        if topics:
-            report = ev.topic_report(model, data_dir, say, batch_size=batch)
-            if as_json:
-                click.echo(json.dumps(report))
-            else:
-                _print_topic_report(report)
-            return
-        if labelled is not None:
-            result = ev.evaluate_labelled(model, labelled.texts, gold, binary, batch_size=batch)
-            figures = {"file": str(data_file), **result.as_dict()}
-            name = data_file.name if data_file else "data"
-            report = {
-                "model_version": model.version,
-                "baseline": ev.Vader().version,
-                "datasets": {name: figures},
-            }
-        else:
-            report = ev.sentiment_report(model, data_dir, say, batch_size=batch)
-            name = report["headline"]
-    except (DataMissing, TaxonomyError) as exc:
-        raise InputError(str(exc)) from None
-    headline = report["datasets"][name]
-    if as_json:
-        top = {
-            **headline["model"],
-            **{f"vader_{k}": v for k, v in headline["vader"].items()},
-            "dataset": name,
-            **{k: v for k, v in report.items() if k != "datasets"},
-            "datasets": report["datasets"],
-        }
-        click.echo(json.dumps(top))
-        return
-    _print_sentiment_report(report, name)
-
-
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{100 * value:.1f}%"
-
-
-def _print_sentiment_report(report: dict[str, Any], headline: str) -> None:
-    table = Table(title=f"Sentiment: {report['model_version']} next to {report['baseline']}")
-    for column in ("data set", "model", "accuracy", "macro-F1", "binary acc.", "n", "texts/s"):
-        table.add_column(column, justify="left" if column in ("data set", "model") else "right")
-    for name, figures in report["datasets"].items():
-        timing = figures["timing"]
-        for who, key, speed in (("Earful", "model", "texts_per_s"), ("VADER", "vader", "vader_texts_per_s")):
-            s = figures[key]
-            table.add_row(
-                name if who == "Earful" else "",
-                who,
-                _pct(s["accuracy"]),
-                f"{s['macro_f1']:.3f}",
-                _pct(s["binary_accuracy"]),
-                f"{s['n']:,}",
-                "-" if timing[speed] is None else f"{timing[speed]:,.0f}",
-            )
-        table.add_section()
-    console.print(table)
-    figures = report["datasets"][headline]
-    labels = figures["model"]["labels"]
-    matrix = Table(title=f"Confusion matrix of {headline} (rows: gold label, columns: predicted)")
-    matrix.add_column("gold")
-    for who in ("Earful", "VADER"):
-        for label in labels:
-            matrix.add_column(f"{who} {label}", justify="right")
-    for i, label in enumerate(labels):
-        cells = [
-            f"{figures[key]['confusion'][i][j]:,}" for key in ("model", "vader") for j in range(len(labels))
-        ]
-        matrix.add_row(label, *cells)
-    console.print(matrix)
-    click.echo(
-        "accuracy and macro-F1: of the most probable label (on 2-class data, of the negative vs positive "
-        "choice); binary acc.: on the rows whose gold label is not neutral, how often p(negative) vs "
-        "p(positive) picks the right one."
-    )
-    for name, why in report.get("skipped", {}).items():
-        click.echo(f"Skipped {name}: {why}")
-
-
-def _print_topic_report(report: dict[str, Any]) -> None:
-    mams, airline = report["datasets"]["mams"], report["datasets"]["airline"]
-    taxonomy = Path(mams["taxonomy"]).name
-    table = Table(title=f"Topics on MAMS aspect categories ({mams['n']:,} sentences, {taxonomy})")
-    for column in ("category", "precision", "recall", "F1", "gold", "predicted"):
-        table.add_column(column, justify="left" if column == "category" else "right")
-    for name, s in mams["per_category"].items():
-        row = [f"{s['precision']:.3f}", f"{s['recall']:.3f}", f"{s['f1']:.3f}"]
-        table.add_row(name, *row, f"{s['support']:,}", f"{s['predicted']:,}")
-    table.add_section()
-    micro = [f"{mams[k]:.3f}" for k in ("micro_precision", "micro_recall", "micro_f1")]
-    table.add_row("micro", *micro, f"{mams['pairs_gold']:,}", f"{mams['pairs_predicted']:,}")
-    console.print(table)
-    click.echo(
-        f"Topic sentiment accuracy (gold categories that were found, {mams['sentiment_n']:,}): "
-        f"{_pct(mams['sentiment_accuracy'])}"
-    )
-    taxonomy = Path(airline["taxonomy"]).name
-    reasons = Table(title=f"Complaint reasons of negative airline tweets ({airline['n']:,}, {taxonomy})")
-    for column in ("reason", "n", "accuracy@1"):
-        reasons.add_column(column, justify="left" if column == "reason" else "right")
-    for name, s in airline["per_reason"].items():
-        reasons.add_row(name, f"{s['n']:,}", _pct(s["accuracy_at_1"]))
-    reasons.add_section()
-    reasons.add_row("all", f"{airline['n']:,}", _pct(airline["accuracy_at_1"]))
-    console.print(reasons)
-    click.echo(f"Airline micro-F1 over (tweet, reason) pairs: {airline['micro_f1']:.3f}")
 
 
 # ----------------------------------------------------------------------------- demo
@@ -927,7 +539,7 @@ def report_(ctx: click.Context, week: str | None, brand: str | None, out_dir: Pa
     from earful.pipeline.report import write_reports
     from earful.pipeline.trends import parse_week
 
-    state = _state(ctx)
+    state = state_of(ctx)
     database = state.database()
     cfg = state.config
     chosen = parse_week(week, cfg.timezone) if week else None
@@ -939,208 +551,9 @@ def report_(ctx: click.Context, week: str | None, brand: str | None, out_dir: Pa
             click.echo(f"  {path}")
 
 
-# --------------------------------------------------------------------------- alerts
-
-
-@cli.command()
-@click.option(
-    "--dry-run", is_flag=True, help="Show what would alert, with explanations; store and send nothing."
-)
-@click.option(
-    "--at",
-    "at_text",
-    metavar="ISO",
-    help="Run as of this time (ISO 8601; without an offset, in the config's time zone) [default: now].",
-)
-@click.option("--json", "as_json", is_flag=True, help="End with the result as one JSON line.")
-@click.pass_context
-def alerts(ctx: click.Context, dry_run: bool, at_text: str | None, as_json: bool) -> None:
-    """Detect negative spikes per brand and topic and broken sources; store and send alerts.
-
-    Re-sends deliveries that earlier runs left pending first. The window is the last
-    alerts.window_hours complete hours, compared with the same hours of the week in past
-    weeks. Exit status 1 when a delivery is still pending after the run.
-    """
-    from earful.pipeline.alerts import alert_message, run_alerts
-
-    state = _state(ctx)
-    cfg = state.config
-    at = None
-    if at_text:
-        try:
-            at = datetime.fromisoformat(at_text)
-        except ValueError:
-            raise click.BadParameter(f"not an ISO 8601 time: {at_text!r}", param_hint="--at") from None
-        if at.tzinfo is None:
-            at = at.replace(tzinfo=cfg.tz)
-    result = run_alerts(state.database(), cfg, at=at, dry_run=dry_run)
-    tested = [t for t in result.tests if t.verdict.tested]
-    brands = {t.brand for t in tested}
-    click.echo(
-        f"Alerts as of {_when(result.at, cfg)} {cfg.timezone} (last {cfg.alerts.window_hours} h, "
-        f"model {result.model_version or 'none'}): {len(tested):,} tests of {len(brands)} brand(s) "
-        f"and their topics, {sum(t.significant for t in result.tests)} flagged."
-    )
-    if result.alerts:
-        table = Table(title="Dry run: would alert" if dry_run else "New alerts")
-        numbers = ("observed", "expected", "p")
-        for column in ("kind", "brand", "topic / source", "window", *numbers):
-            table.add_column(column, justify="right" if column in numbers else "left")
-        for a in result.alerts:
-            window = a.explanation.get("window", {}).get("local") or f"since {_when(a.window_start, cfg)}"
-            table.add_row(
-                a.kind,
-                a.brand or "-",
-                a.topic or a.source or "(all)",
-                window,
-                "-" if a.observed is None else f"{a.observed:g}",
-                "-" if a.expected is None else f"{a.expected:.1f}",
-                "-" if a.p_value is None else f"{a.p_value:.2g}",
-            )
-        console.print(table, markup=False)
-        for a in result.alerts:
-            click.echo("")
-            click.echo("  " + alert_message(a).plain().rstrip().replace("\n", "\n  "))
-    for brand, why in result.untested.items():
-        click.echo(f"Not tested: {brand}: {why}")
-    if result.cooling:
-        click.echo("Within the cool-down of an earlier alert: " + ", ".join(result.cooling))
-    reports = [*result.redelivered, *result.delivered]
-    if any(r.outcomes or r.skipped for r in reports):
-        table = Table(title="Deliveries")
-        for column in ("alert", "channel", "status", "attempts", "error"):
-            table.add_column(column)
-        for report in reports:
-            for o in report.outcomes:
-                table.add_row(report.key, o.channel, o.status, str(o.attempts), o.error or "")
-            for name in report.skipped:
-                table.add_row(report.key, name, "skipped", "0", "sent by another run, or not configured")
-        console.print(table, markup=False)
-    n = len(result.alerts)
-    if dry_run:
-        click.echo(f"Dry run: {n} alert{'' if n == 1 else 's'} would be raised; nothing stored or sent.")
-    elif n:
-        click.echo(f"{n} alert{'' if n == 1 else 's'} raised in {result.seconds:.1f} s.")
-    else:
-        click.echo("No new alerts.")
-    if result.pending:
-        click.echo(
-            f"{result.pending} deliver{'y' if result.pending == 1 else 'ies'} still pending: "
-            "the next `earful alerts` sends them again."
-        )
-    if as_json:
-        doc = {
-            "at": result.at.isoformat(),
-            "dry_run": dry_run,
-            "model_version": result.model_version,
-            "tests": len(tested),
-            "flagged": sum(t.significant for t in result.tests),
-            "alerts": [_jsonable(a) for a in result.alerts],
-            "untested": result.untested,
-            "cooling": result.cooling,
-            "duplicates": result.duplicates,
-            "deliveries": [{"alert": r.key, **dataclasses.asdict(o)} for r in reports for o in r.outcomes],
-            "pending": result.pending,
-            "seconds": result.seconds,
-            "check_seconds": result.check_seconds,
-        }
-        click.echo(json.dumps(doc, ensure_ascii=False))
-    if result.pending and not dry_run:
-        ctx.exit(1)
-
-
-# ------------------------------------------------------------------------- backtest
-
-
-@cli.command()
-@click.option(
-    "--history",
-    "history_file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Hourly counts CSV (time,brand,negative[,total][,topic]) [default: synthetic history].",
-)
-@click.option(
-    "--incidents",
-    "incidents_file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Known incidents CSV (brand,start,end) for --history.",
-)
-@click.option("--seed", default=7, show_default=True, help="Synthetic history: random seed.")
-@click.option(
-    "--weeks", type=click.IntRange(min=3), default=12, show_default=True, help="Synthetic history: weeks."
-)
-@click.option(
-    "--brands", type=click.IntRange(min=1), default=8, show_default=True, help="Synthetic history: brands."
-)
-@click.option("--json", "as_json", is_flag=True, help="End with the figures as one JSON line.")
-def backtest(
-    history_file: Path | None,
-    incidents_file: Path | None,
-    seed: int,
-    weeks: int,
-    brands: int,
-    as_json: bool,
-) -> None:
-    """Measure the alert rule: replay hourly runs on history with known incidents and print
-    detection rate, delay and false alarms per brand-month, next to two simple baselines.
-
-    Without --history the history is synthetic (seeded) with injected spikes of 1.5x, 2x, 3x
-    and 5x. The rule is always the default one: nothing is tuned to the data.
-    """
-    from earful.pipeline.backtest import backtest as run_backtest
-    from earful.pipeline.backtest import read_history, read_incidents, synthetic_history
-
-    if incidents_file is not None and history_file is None:
-        raise click.UsageError("--incidents needs --history (synthetic history has its own incidents)")
-    if history_file is not None:
-        history = read_history(history_file)
-        incidents = read_incidents(incidents_file) if incidents_file is not None else []
-        result = run_backtest(history, incidents=incidents)
-        title = f"Backtest on {history_file.name}: {len(history.brands)} brands, {history.hours:,} hours"
-    else:
-        history = synthetic_history(weeks=weeks, brands=brands, seed=seed)
-        result = run_backtest(history)
-        title = f"Synthetic backtest: {brands} brands x {weeks} weeks (seed {seed}), default rule"
-    names = {
-        "ours": "Earful rule",
-        "mean3sd": "mean + 3 sd (24 h)",
-        "lasthour": "last hour > 2x (12 h)",
-        "mean3sd_matched": f"mean + {result.thresholds.get('mean3sd', 0):g} sd, at our false alarms",
-        "lasthour_matched": f"last hour > {result.thresholds.get('lasthour', 0):g}x, at our false alarms",
-        "oracle": "oracle: knows each hour's true rate (a ceiling)",
-    }
-    table = Table(title=title)
-    table.add_column("method")
-    if result.synthetic:
-        sizes = sorted(result.scores["ours"].by_size)
-        for size in sizes:
-            table.add_column(f"{size:g}x: <= 2 h (ever)", justify="right")
-        table.add_column("2x median delay", justify="right")
-    else:
-        for column in ("incidents", "detected", "median delay"):
-            table.add_column(column, justify="right")
-    table.add_column("false alarms / brand-month", justify="right")
-    for name, score in result.scores.items():
-        if result.synthetic:
-            cells = [f"{_pct(s.fast_rate)} ({_pct(s.detection_rate)})" for s in score.by_size.values()]
-            delay = score.by_size[2.0].median_delay if 2.0 in score.by_size else float("nan")
-            cells.append("-" if delay != delay else f"{delay:g} h")
-        else:
-            delay = score.median_delay
-            cells = [
-                f"{score.incidents}",
-                f"{score.detected} ({_pct(score.detection_rate) if score.incidents else '-'})",
-                "-" if delay != delay else f"{delay:g} h",
-            ]
-        table.add_row(names[name], *cells, f"{score.false_alarms_per_brand_month:.2f}")
-    console.print(table)
-    if result.synthetic:
-        click.echo(
-            "Detection: share of injected spikes alerted within 2 hours of their start (and at all); "
-            "a false alarm is an alert outside every spike."
-        )
-    if as_json:
-        click.echo(json.dumps(result.to_dict()))
+# Commands kept in modules of their own (cli_model, cli_insight).
+for _command in (classify, eval_, alerts, backtest):
+    cli.add_command(_command)
 
 
 def main() -> None:

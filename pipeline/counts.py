@@ -21,6 +21,8 @@ and deleted mentions and compaction, on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
+import importlib
+import time
 from collections import defaultdict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -54,6 +56,7 @@ from sqlalchemy.pool import SingletonThreadPool
 from sqlalchemy.sql.elements import ColumnElement
 
 from earful.pipeline.db import Database
+from earful.pipeline.migrations.triggers import false as sql_false
 from earful.pipeline.schema import Classification, HourlyCount, HourlyTally, Mention
 
 HOUR = timedelta(hours=1)
@@ -365,3 +368,52 @@ def _fold(db: Database, table: Table, key_names: Sequence[str], value_names: Seq
         if rows:
             conn.execute(insert(table), rows)
     return len(gone) - len(rows)
+
+
+# ------------------------------------------------------------------------------ recount
+
+
+@dataclass(frozen=True)
+class Recount:
+    """What :func:`recount` wrote: rows of each count table, mentions flagged, seconds."""
+
+    hourly_count: int
+    hourly_tally: int
+    flagged: int
+    seconds: float
+
+
+def _revision(name: str) -> Any:
+    """A migration module by file name (they start with a date, so no plain import)."""
+    return importlib.import_module(f"earful.pipeline.migrations.versions.{name}")
+
+
+def recount(db: Database) -> Recount:
+    """Count ``hourly_count`` and ``hourly_tally`` again from the stored mentions, and set the
+    ``has_copies`` flags again: the repair after a bulk change made with the triggers off, or
+    a restore of only some tables. One transaction, with writers held off on PostgreSQL, so
+    nothing committed meanwhile is counted twice or missed; readers go on meanwhile.
+
+    The statements are those the upgrades ran (revisions 0006, 0007, 0008): a later revision
+    that changes what these tables count must name its own here.
+    """
+    started = time.perf_counter()
+    dialect = db.dialect
+    counts = _revision("2026_12_07_0006_hourly_counts")._backfill(dialect)
+    tallies = _revision("2026_12_07_0007_hourly_tallies")._backfill(dialect)
+    flags = _revision("2026_12_07_0008_syndicated_flag")
+    with db.translate_errors(), db.engine.begin() as conn:
+        if dialect == "postgresql":
+            # Writers wait until the recount commits; readers do not.
+            conn.execute(text("LOCK TABLE mention, classification IN SHARE MODE"))
+        conn.execute(delete(_HOURLY))
+        conn.execute(delete(_TALLY))
+        for statement in [*counts, *tallies]:
+            conn.execute(text(statement))
+        conn.execute(text(f"UPDATE mention SET has_copies = {sql_false(dialect)} WHERE has_copies"))
+        conn.execute(text(flags.backfill_statement(dialect)))
+        found = [
+            conn.execute(select(func.count()).select_from(table)).scalar_one() for table in (_HOURLY, _TALLY)
+        ]
+        flagged = conn.execute(select(func.count()).where(Mention.__table__.c.has_copies)).scalar_one()
+    return Recount(int(found[0]), int(found[1]), int(flagged), time.perf_counter() - started)

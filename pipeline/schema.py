@@ -33,6 +33,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -191,6 +192,22 @@ class Mention(Base):
             sqlite_where=text("published_at IS NULL"),
             postgresql_where=text("published_at IS NULL"),
         ),
+        # Mentions whose text another source carries too (migration 0008): the report groups
+        # only these to find syndicated texts. Kept by a trigger; see ``has_copies``.
+        Index(
+            "ix_mention_copies",
+            "brand_id",
+            "published_at",
+            "collected_at",
+            "kind",
+            "is_brand_response",
+            "content_hash",
+            "source_id",
+            "has_copies",  # so that SQLite checks the condition from the index alone
+            postgresql_include=["id"],
+            sqlite_where=text("has_copies = 1"),
+            postgresql_where=text("has_copies"),
+        ),
         # Replies of a mention. Partial, so that SQLite's planner does not take it for the
         # "parent_id IS NULL" look-up below, which matches most of the table.
         Index(
@@ -229,6 +246,9 @@ class Mention(Base):
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("mention.id", ondelete="SET NULL"))
     is_brand_response: Mapped[bool] = mapped_column(Boolean, default=False)
     content_hash: Mapped[str] = mapped_column(String(64), index=True)
+    # True when a mention of another source has the same content_hash (set by a trigger,
+    # never cleared: a hint for the report's syndicated look-up, which checks the sources).
+    has_copies: Mapped[bool] = mapped_column(Boolean, server_default=false())
     # Hash of every column a re-crawl may change: an unchanged mention is not rewritten.
     fingerprint: Mapped[str] = mapped_column(String(32))
     crawl_run_id: Mapped[int | None] = mapped_column(ForeignKey("crawl_run.id", ondelete="SET NULL"))

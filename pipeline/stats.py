@@ -19,6 +19,7 @@ probability of a count at least as large as the one seen.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -65,6 +66,7 @@ class Interval:
         return self.low <= value <= self.high
 
 
+@functools.lru_cache(maxsize=16)
 def _z(level: float) -> float:
     if not 0 < level < 1:
         raise ValueError(f"confidence level must be between 0 and 1, not {level}")

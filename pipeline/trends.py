@@ -307,9 +307,10 @@ class Scope:
             out.append(Branch(branch.at, [*branch.conditions, *extra]))
         return out
 
-    def with_syndicated(self, conn: Connection) -> Scope:
-        """This scope with its syndicated texts looked up (one grouping of the window)."""
-        query = self.syndicated_groups()
+    def with_syndicated(self, conn: Connection, *, flagged: bool = True) -> Scope:
+        """This scope with its syndicated texts looked up (one grouping of the window's
+        flagged mentions; ``flagged=False`` groups all of them, the check of the flag)."""
+        query = self.syndicated_groups(flagged=flagged)
         rows = conn.execute(
             query.order_by(query.selected_columns.kept).limit(MAX_LISTED_SYNDICATED + 1)
         ).all()
@@ -347,18 +348,24 @@ class Scope:
             conditions.append(m.c.brand_id + 0 == self.brand_id)
         return conditions
 
-    def syndicated_groups(self) -> Select[Any]:
+    def syndicated_groups(self, *, flagged: bool = True) -> Select[Any]:
         """(content_hash, kept id) of each text that several sources carry in the window.
 
-        The window's mentions are grouped by text hash, reading the hash and the source from
-        the covering indexes (no text is read); the length check then reads one text per
-        group. "Several sources" is spelt ``min(source) < max(source)``: the same as counting
-        distinct sources, without a sort per group.
+        Only mentions flagged ``has_copies`` (another source has the same text: migration
+        0008, kept by a trigger) can be in such a group, so only they are grouped by text
+        hash, read from their partial index ``ix_mention_copies`` (no text is read);
+        ``flagged=False`` groups every mention of the window instead, from the covering
+        indexes. The length check then reads one text per group. "Several sources" is spelt
+        ``min(source) < max(source)``: the same as counting distinct sources, without a sort
+        per group.
         """
         d = _MENTION.alias("d")
+        # Spelt as the partial index's condition (``has_copies = 1`` on SQLite, bare on
+        # PostgreSQL), which SQLAlchemy renders for a bare boolean column.
+        copies = [d.c.has_copies] if flagged else []
         rows = union_all(
             *(
-                select(d.c.id, d.c.content_hash, d.c.source_id).where(*branch.conditions)
+                select(d.c.id, d.c.content_hash, d.c.source_id).where(*branch.conditions, *copies)
                 for branch in self.branches(d, self.window_start, self.window_end)
             )
         ).subquery("w")

@@ -71,7 +71,7 @@ def test_upgrade_twice_is_harmless(db: Database) -> None:
 def test_older_database_is_refused_with_the_command_that_fixes_it(empty_db: Database) -> None:
     empty_db.upgrade("0001")
     with pytest.raises(
-        MigrationRequired, match=r"at revision 0001, this Earful expects 0007: run `earful db upgrade`"
+        MigrationRequired, match=r"at revision 0001, this Earful expects 0008: run `earful db upgrade`"
     ):
         empty_db.require_current()
     assert tables(empty_db) == {"brand", "source", "crawl_run", "mention"}  # untouched

@@ -19,8 +19,10 @@ from typing import Any
 import numpy as np
 import pytest
 import sqlalchemy as sa
+from click.testing import CliRunner
 from test_alerts import AT, VERSION, Mentions, make_config
 
+from earful.pipeline.cli import cli
 from earful.pipeline.counts import Counts, compact, count_hours, count_hours_direct
 from earful.pipeline.db import Database
 from earful.pipeline.schema import Brand, Classification, HourlyCount, Mention, Source
@@ -65,7 +67,9 @@ def assert_same_tallies(db: Database, what: str) -> None:
         for brand_id in brand_ids:
             for version in (VERSION, OTHER, None):
                 scope = Scope(brand_id, version, weeks[0].start, weeks[-1].end, db.dialect)
+                unflagged = scope.with_syndicated(conn, flagged=False)
                 scope = scope.with_syndicated(conn)
+                assert scope == unflagged, f"{what}: the has_copies flags miss a syndicated text"
                 dropped += len(scope.dropped)
                 direct = weekly_tallies_direct(conn, scope, weeks)
                 assert direct.total[-1].mentions or brand_id is not None
@@ -149,6 +153,9 @@ def test_hourly_counts_follow_every_change(seeded: Database) -> None:
         mention_ids = list(conn.execute(sa.select(m.c.id).order_by(m.c.id)).scalars())
         brands = dict(conn.execute(sa.select(Brand.name, Brand.id)).tuples().all())
         sources = dict(conn.execute(sa.select(Source.name, Source.id)).tuples().all())
+        syndicated_hashes = sorted(
+            conn.execute(sa.select(m.c.content_hash).where(m.c.text.like("Syndicated%")).distinct()).scalars()
+        )
 
     with db.engine.begin() as conn:  # re-scored: new sentiments and topics, some not judged now
         for cid in rng.sample(class_ids, 80):
@@ -167,7 +174,9 @@ def test_hourly_counts_follow_every_change(seeded: Database) -> None:
 
     with db.engine.begin() as conn:  # re-crawled mentions: another date, kind, brand
         for mid in rng.sample(mention_ids, 60):
-            change = rng.choice(["published", "undated", "kind", "brand", "response", "rating", "source"])
+            change = rng.choice(
+                ["published", "undated", "kind", "brand", "response", "rating", "source", "text"]
+            )
             options: dict[str, dict[str, Any]] = {
                 "published": {"published_at": START + timedelta(hours=rng.randrange(500))},
                 "undated": {"published_at": None},
@@ -176,6 +185,8 @@ def test_hourly_counts_follow_every_change(seeded: Database) -> None:
                 "response": {"is_brand_response": rng.random() < 0.5},
                 "rating": {"rating": rng.choice([None, 0.2, 1.0])},
                 "source": {"source_id": rng.choice(list(sources.values()))},
+                # Edited into (or out of) the text of a syndicated review: the flags follow.
+                "text": {"content_hash": rng.choice([*syndicated_hashes, f"edited-{mid}"])},
             }
             conn.execute(sa.update(m).where(m.c.id == mid).values(**options[change]))
     assert_same(db, "mentions changed")
@@ -216,3 +227,27 @@ def test_upgrade_fills_hourly_counts_from_stored_classifications(seeded: Databas
             sa.select(sa.func.count()).where(HourlyCount.__table__.c.compacted == sa.false())
         ).scalar_one()
     assert fresh == 0, "the upgrade writes folded rows"
+
+
+def test_db_recount_repairs_counts_changed_behind_the_triggers(seeded: Database, tmp_path: Path) -> None:
+    """Counts and flags spoilt as a bulk change with the triggers off would leave them;
+    ``earful db recount`` counts them again from what is stored."""
+    m: sa.Table = Mention.__table__  # type: ignore[assignment]
+    compact(seeded)
+    with seeded.engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM hourly_count WHERE id % 3 = 0"))
+        conn.execute(sa.text("DELETE FROM hourly_tally WHERE id % 2 = 0"))
+        conn.execute(sa.update(m).values(has_copies=False))
+        flagged_before = conn.execute(sa.select(sa.func.count()).where(m.c.has_copies)).scalar_one()
+    assert flagged_before == 0
+    path = tmp_path / "earful.yaml"  # written by the seeded fixture's make_config
+    result = CliRunner().invoke(cli, ["--config", str(path), "db", "recount"])
+    assert result.exit_code == 0, result.output
+    assert "Recounted" in result.output
+    assert "mentions with a copy on another source" in result.output
+    assert_same(seeded, "recounted")
+    with seeded.engine.connect() as conn:
+        fresh = conn.execute(
+            sa.select(sa.func.count()).where(HourlyCount.__table__.c.compacted == sa.false())
+        ).scalar_one()
+    assert fresh == 0, "a recount writes folded rows"
