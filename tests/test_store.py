@@ -231,3 +231,20 @@ def test_times_written_by_the_fast_path_match_the_orm_format(tmp_path: Path) -> 
         orm_text = conn.scalar(sa.select(sa.cast(sa.literal(WHEN, UTCDateTime()), sa.String)))
     assert _sqlite_time(WHEN.replace(microsecond=120)) == "2026-11-02 14:05:00.000120"
     assert orm_text == _sqlite_time(WHEN)
+
+
+def test_a_text_on_several_sources_is_flagged_has_copies(store: MentionStore, db: Database) -> None:
+    """The trigger flags every copy of a text once another source carries it, whichever
+    batch or transaction stored each copy; a text repeated on one source is not flagged."""
+    text = "The same long review, posted on the shop and on a blog."
+
+    def flags() -> dict[str, bool]:
+        with db.engine.connect() as conn:
+            return dict(conn.execute(select(Mention.external_key, Mention.has_copies)).tuples().all())
+
+    store.store([review("a", text=text), review("b", text=text), review("c", text="Only here.")])
+    assert flags() == {"a": False, "b": False, "c": False}, "one source: no copies"
+    store.store([review("blog-1", source="blog", text=text, rating=None)])  # a later transaction
+    assert flags() == {"a": True, "b": True, "c": False, "blog-1": True}
+    store.store([review("c", text=text)])  # edited into the syndicated text: an update
+    assert flags()["c"] is True
