@@ -404,6 +404,7 @@ def test_a_star_trained_model_saves_loads_and_exports_the_same(
 
 
 @pytest.mark.skipif(os.environ.get("EARFUL_TEST_RETRAIN") != "1", reason="slow: set EARFUL_TEST_RETRAIN=1")
+@pytest.mark.timeout(3 * 3600)  # a full training run: far past the suite's 600 s per test
 @needs_data
 def test_retraining_reproduces_the_shipped_figures(tmp_path: Path) -> None:
     """A full retrain from a clean checkout lands within 1 point of the shipped model card."""
