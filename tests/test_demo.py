@@ -19,7 +19,8 @@ from sqlalchemy import func, select
 
 from earful.pipeline.cli import cli
 from earful.pipeline.db import Database
-from earful.pipeline.demo import HISTORY_DAYS, SITE_INFO, SPIKE_PER_HOUR, ensure_site, make_history
+from earful.pipeline.demo_history import HISTORY_DAYS, SPIKE_PER_HOUR, make_history
+from earful.pipeline.demo_site import SITE_INFO, ensure_site
 from earful.pipeline.schema import Alert, Classification, Mention, Source
 from earful.pipeline.trends import last_complete_week
 
