@@ -87,9 +87,8 @@ from earful.pipeline.trends import (
     SYNDICATED_MIN_CHARS,
     WORD_OF_MOUTH,
     Tally,
-    Week,
-    last_complete_week,
 )
+from earful.pipeline.weeks import Week, last_complete_week
 
 SEED = 20261125
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/test"

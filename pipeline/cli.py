@@ -508,7 +508,7 @@ def _serve_folder(folder: Path) -> Iterator[str]:
 
 def _week_option(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     """Check --week's form at once (a click usage error); its time zone comes later."""
-    from earful.pipeline.trends import BadWeek, parse_week
+    from earful.pipeline.weeks import BadWeek, parse_week
 
     if value is None:
         return None
@@ -537,7 +537,7 @@ def report_(ctx: click.Context, week: str | None, brand: str | None, out_dir: Pa
     sentiment, topics, sources, week-over-week changes with confidence intervals, example
     mentions, brand responses) and its tables as CSV files."""
     from earful.pipeline.report import write_reports
-    from earful.pipeline.trends import parse_week
+    from earful.pipeline.weeks import parse_week
 
     state = state_of(ctx)
     database = state.database()

@@ -342,7 +342,7 @@ def _report(db: Database, config: Config, anchor: datetime) -> Path | None:
     import click
 
     from earful.pipeline.report import write_reports
-    from earful.pipeline.trends import last_complete_week
+    from earful.pipeline.weeks import last_complete_week
 
     week = last_complete_week(config.timezone, anchor)
     written = write_reports(db, config, week=week)

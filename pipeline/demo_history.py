@@ -126,7 +126,7 @@ def anchor_hour(now: datetime | None = None) -> datetime:
 
 def make_history(anchor: datetime, seed: int = SEED) -> History:
     """The sample conversation about Norrow: ``HISTORY_DAYS`` of it, ending at ``anchor``."""
-    from earful.pipeline.trends import last_complete_week
+    from earful.pipeline.weeks import last_complete_week
 
     return _Writer(load_texts(), anchor, seed, last_complete_week(TIMEZONE, anchor).start).history()
 

@@ -68,15 +68,14 @@ from earful.pipeline.trends import (
     Scope,
     Syndicated,
     Tally,
-    Week,
     WeeklyTallies,
     examples,
-    last_complete_week,
     responses,
     syndicated,
     topic_tallies,
     weekly_tallies,
 )
+from earful.pipeline.weeks import Week, last_complete_week
 
 logger = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from earful.pipeline.db import Database
 from earful.pipeline.demo_history import HISTORY_DAYS, SPIKE_PER_HOUR, make_history
 from earful.pipeline.demo_site import SITE_INFO, ensure_site
 from earful.pipeline.schema import Alert, Classification, Mention, Source
-from earful.pipeline.trends import last_complete_week
+from earful.pipeline.weeks import last_complete_week
 
 ANCHOR = datetime(2026, 11, 25, 14, tzinfo=UTC)  # a Wednesday afternoon
 

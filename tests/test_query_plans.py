@@ -26,7 +26,7 @@ from earful.pipeline.db import Database
 from earful.pipeline.report import build_report
 from earful.pipeline.schema import Classification
 from earful.pipeline.store import MentionIn, MentionStore
-from earful.pipeline.trends import last_complete_week
+from earful.pipeline.weeks import last_complete_week
 
 AT = datetime(2026, 11, 25, 14, tzinfo=UTC)
 VERSION = "plan-model-1"

@@ -32,7 +32,7 @@ from earful.pipeline.report import (
 )
 from earful.pipeline.schema import Classification, Report
 from earful.pipeline.store import MentionIn, MentionStore
-from earful.pipeline.trends import BadWeek, Week, last_complete_week, parse_week
+from earful.pipeline.weeks import BadWeek, Week, last_complete_week, parse_week
 
 W47 = Week(2026, 47, "Europe/Berlin")  # Mon 16 Nov 2026 .. Sun 22 Nov 2026
 NOW = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)

@@ -29,12 +29,12 @@ from earful.pipeline.schema import Brand, Classification, HourlyCount, Mention, 
 from earful.pipeline.store import MentionStore
 from earful.pipeline.trends import (
     Scope,
-    last_complete_week,
     topic_tallies_direct,
     topic_tallies_rolled,
     weekly_tallies_direct,
     weekly_tallies_rolled,
 )
+from earful.pipeline.weeks import last_complete_week
 
 START = AT - timedelta(weeks=3)
 OTHER = "other-model"
