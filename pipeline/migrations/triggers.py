@@ -1,4 +1,4 @@
-"""SQL pieces shared by the revisions that keep tables with triggers (0006, 0007).
+"""SQL pieces shared by the revisions that keep tables with triggers (0006, 0007, 0008).
 
 Only stable spellings live here (the UTC hour of a mention, the shape of a trigger body or a
 PL/pgSQL function, dropping what a revision created); what each table counts stays written out
@@ -29,6 +29,10 @@ def word_of_mouth(dialect: str, m: str) -> str:
 
 def false(dialect: str) -> str:
     return "0" if dialect == "sqlite" else "false"
+
+
+def true(dialect: str) -> str:
+    return "1" if dialect == "sqlite" else "true"
 
 
 def changed(columns: Sequence[str], dialect: str) -> str:

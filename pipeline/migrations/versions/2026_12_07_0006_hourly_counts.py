@@ -45,6 +45,9 @@ from earful.pipeline.migrations.triggers import (
     sqlite_body,
     word_of_mouth,
 )
+from earful.pipeline.migrations.triggers import (
+    true as sql_true,
+)
 
 revision: str = "0006"
 down_revision: str | None = "0005"
@@ -149,7 +152,7 @@ def _postgresql_triggers() -> list[str]:
 
 def _backfill(dialect: str) -> list[str]:
     """The contributions of the classifications already stored, one row per key."""
-    true = "1" if dialect == "sqlite" else "true"
+    true = sql_true(dialect)
     at, counted = hour(dialect, "m"), _counted(dialect, "m")
     judged = f"c.mention_id = m.id AND c.status = 'ok' AND {counted}"
     return [

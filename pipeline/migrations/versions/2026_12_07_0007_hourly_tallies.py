@@ -36,6 +36,9 @@ from earful.pipeline.migrations.triggers import (
     sqlite_body,
     word_of_mouth,
 )
+from earful.pipeline.migrations.triggers import (
+    true as sql_true,
+)
 
 revision: str = "0007"
 down_revision: str | None = "0006"
@@ -198,7 +201,7 @@ def _postgresql_triggers() -> list[str]:
 
 
 def _backfill(dialect: str) -> list[str]:
-    true = "1" if dialect == "sqlite" else "true"
+    true = sql_true(dialect)
     at = hour(dialect, "m")
     key = f"{at}, coalesce(m.brand_id, 0), m.source_id"
     summed = ", ".join(f"sum({e})" for e in _value_list("", "c", "m")[:-1])

@@ -27,13 +27,15 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from earful.pipeline.migrations.triggers import changed, sqlite_body, true
+
 revision: str = "0008"
 down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-# The same text as schema.HAS_COPIES_SQLITE / HAS_COPIES_POSTGRESQL: a query uses the partial
-# index only when its conditions repeat it.
+# The same text as ix_mention_copies in schema.Mention: a query uses the partial index only
+# when its conditions repeat it.
 FLAGGED = {"sqlite": "has_copies = 1", "postgresql": "has_copies"}
 # has_copies itself too: SQLite checks the query's ``has_copies = 1`` from the index only when it
 # holds the column (being in the index's WHERE is not enough), else it reads every table row.
@@ -47,13 +49,14 @@ INDEXED = [
     "source_id",
     "has_copies",
 ]
+# A mention's copies change when its text or its source does.
+_MOVED = ("content_hash", "source_id")
 
 
 def flag_statement(dialect: str, row: str) -> str:
     """Flag every mention of ``row``'s text hash when another source carries it."""
-    true = "1" if dialect == "sqlite" else "true"
     return (
-        f"UPDATE mention SET has_copies = {true} "
+        f"UPDATE mention SET has_copies = {true(dialect)} "
         f"WHERE content_hash = {row}.content_hash AND NOT has_copies "
         f"AND EXISTS (SELECT 1 FROM mention AS o "
         f"WHERE o.content_hash = {row}.content_hash AND o.source_id <> {row}.source_id)"
@@ -62,20 +65,19 @@ def flag_statement(dialect: str, row: str) -> str:
 
 def backfill_statement(dialect: str) -> str:
     """Flag the mentions of every text that several sources carry (the upgrade; a recount)."""
-    true = "1" if dialect == "sqlite" else "true"
     return (
-        f"UPDATE mention SET has_copies = {true} WHERE NOT has_copies AND content_hash IN "
+        f"UPDATE mention SET has_copies = {true(dialect)} WHERE NOT has_copies AND content_hash IN "
         "(SELECT content_hash FROM mention GROUP BY content_hash HAVING min(source_id) < max(source_id))"
     )
 
 
 def _triggers(dialect: str) -> list[str]:
     if dialect == "sqlite":
-        body = f"BEGIN {flag_statement(dialect, 'NEW')}; END"
+        body = sqlite_body([flag_statement(dialect, "NEW")])
         return [
             f"CREATE TRIGGER mention_copies_insert AFTER INSERT ON mention {body}",
             "CREATE TRIGGER mention_copies_update AFTER UPDATE OF content_hash, source_id ON mention "
-            f"WHEN OLD.content_hash IS NOT NEW.content_hash OR OLD.source_id IS NOT NEW.source_id {body}",
+            f"WHEN {changed(_MOVED, dialect)} {body}",
         ]
     # PostgreSQL: inserts are flagged once per statement, from the statement's new rows (a COPY
     # or a crawl's batch: a row trigger's function call per row made bulk loads 70% slower).
@@ -94,8 +96,7 @@ def _triggers(dialect: str) -> list[str]:
         "CREATE TRIGGER mention_copies_insert AFTER INSERT ON mention REFERENCING NEW TABLE AS inserted "
         "FOR EACH STATEMENT EXECUTE FUNCTION mention_copies_inserted()",
         "CREATE TRIGGER mention_copies_update AFTER UPDATE OF content_hash, source_id ON mention "
-        "FOR EACH ROW WHEN (OLD.content_hash IS DISTINCT FROM NEW.content_hash "
-        "OR OLD.source_id IS DISTINCT FROM NEW.source_id) EXECUTE FUNCTION mention_copies()",
+        f"FOR EACH ROW WHEN ({changed(_MOVED, dialect)}) EXECUTE FUNCTION mention_copies()",
     ]
 
 
